@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` and `make test`. Each does its own set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test test-backends install install-dev bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# The main job, offline: train the digits classifier, evaluate, export SavedModel + 4 TFLite variants, verify.
+demo: install
+	$(PY) -m zoo demo --out demo_out
+
+# Full suite on the TensorFlow backend, then the layer/model tests on JAX and PyTorch (separate processes).
+test: install-dev
+	$(PY) -m pytest -q -n 2 tests
+	$(MAKE) --no-print-directory test-backends
+
+test-backends: install-dev
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider tests/layers
+	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider tests/layers
+
+bench: install-dev
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf demo_out .pytest_cache

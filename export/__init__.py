@@ -1,0 +1,1 @@
+"""SavedModel and TFLite export with verification against the Keras model."""

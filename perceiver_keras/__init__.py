@@ -1,0 +1,1 @@
+"""Perceiver IO building blocks as Keras 3 layers."""

@@ -1,0 +1,1 @@
+"""The perceiver-keras model zoo."""
