@@ -1,0 +1,80 @@
+"""The Transformer-style MLP that follows each attention in Perceiver IO."""
+
+import keras
+from keras import ops
+
+from perceiver_keras import _checks
+
+GELU_VARIANTS = ("gelu", "gelu_tanh")
+
+
+@keras.saving.register_keras_serializable(package="perceiver_keras")
+class PerceiverMLP(keras.layers.Layer):
+    """Dense(widening_factor * C) -> activation -> Dense(C).
+
+    Shapes: (B, L, C) -> (B, L, C).
+
+    Args:
+        widening_factor: int, hidden width as a multiple of the input width.
+        activation: "gelu" (exact erf form, as the PyTorch reference), "gelu_tanh" (tanh
+            approximation, as DeepMind's JAX code), or any Keras activation name.
+        dropout: float, dropout on the output.
+        kernel_initializer: initializer of both kernels.
+
+    Call arguments:
+        inputs: tensor (B, L, C).
+        training: bool, enables dropout.
+
+    Example:
+    >>> PerceiverMLP(widening_factor=2)(keras.ops.ones((1, 3, 8))).shape
+    (1, 3, 8)
+
+    Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795, appendix E.
+    """
+
+    def __init__(self, widening_factor=4, activation="gelu", dropout=0.0, kernel_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.widening_factor = _checks.positive_int("widening_factor", widening_factor)
+        if activation not in GELU_VARIANTS:
+            try:
+                keras.activations.get(activation)
+            except ValueError as error:
+                raise ValueError(
+                    f"`activation` must be one of {list(GELU_VARIANTS)} or a Keras activation name. "
+                    f"Received: activation={activation!r}"
+                ) from error
+        self.activation = activation
+        self.dropout = _checks.probability("dropout", dropout)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+
+    def build(self, inputs_shape):
+        channels = inputs_shape[-1]
+        self.dense_in = keras.layers.Dense(
+            self.widening_factor * channels, kernel_initializer=self.kernel_initializer, name="dense_in"
+        )
+        self.dense_in.build((None, None, channels))
+        self.dense_out = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name="dense_out")
+        self.dense_out.build((None, None, self.widening_factor * channels))
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+
+    def _activate(self, x):
+        if self.activation in GELU_VARIANTS:
+            return ops.gelu(x, approximate=self.activation == "gelu_tanh")
+        return keras.activations.get(self.activation)(x)
+
+    def call(self, inputs, training=None):
+        hidden = self._activate(self.dense_in(inputs))
+        return self.output_dropout(self.dense_out(hidden), training=training)
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            widening_factor=self.widening_factor,
+            activation=self.activation,
+            dropout=self.dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
