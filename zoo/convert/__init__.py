@@ -1,0 +1,1 @@
+"""Conversion of released Perceiver checkpoints into zoo models."""
