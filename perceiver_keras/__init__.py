@@ -4,6 +4,7 @@ from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.blocks import CrossAttentionBlock, SelfAttentionBlock
 from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.encoder import PerceiverEncoder
+from perceiver_keras.image import ClassificationPostprocessor, ImagePreprocessor
 from perceiver_keras.mlp import PerceiverMLP
 from perceiver_keras.model import PerceiverIO
 from perceiver_keras.position_encoding import (
@@ -15,6 +16,8 @@ from perceiver_keras.position_encoding import (
 )
 
 __all__ = [
+    "ClassificationPostprocessor",
+    "ImagePreprocessor",
     "CrossAttentionBlock",
     "FourierPositionEncoding",
     "InputQuery",

@@ -80,5 +80,14 @@ def mask_shape(layer, arg, mask, reference, reference_name):
 
 
 def default_initializer():
-    """The reference's weight initialisation: truncated normal with standard deviation 0.02."""
+    """Dense kernels: truncated normal with stddev 1/sqrt(fan_in), DeepMind's (Haiku's) default.
+
+    transformers' port initialises with stddev 0.02, which only matters for loaded weights; from
+    scratch, 0.02 leaves the attention near-uniform and deep stacks barely train.
+    """
+    return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal")
+
+
+def embedding_initializer():
+    """Latents, position embeddings and queries: truncated normal with stddev 0.02, as the reference."""
     return keras.initializers.TruncatedNormal(stddev=0.02)

@@ -4,7 +4,7 @@ import keras
 
 from perceiver_keras import _checks
 from perceiver_keras.attention import PerceiverAttention
-from perceiver_keras.mlp import PerceiverMLP
+from perceiver_keras.mlp import PerceiverMLP, check_activation
 
 SHAPES_FOR_ATTENTION = ("kv", "q")
 
@@ -22,7 +22,7 @@ class _Block(keras.layers.Layer):
         self.widening_factor = _checks.positive_int("widening_factor", widening_factor)
         self.dropout = _checks.probability("dropout", dropout)
         self.attention_dropout = _checks.probability("attention_dropout", attention_dropout)
-        self.activation = activation
+        self.activation = check_activation(activation)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
         for name in ("qk_channels", "v_channels"):
@@ -114,6 +114,7 @@ class CrossAttentionBlock(_Block):
         _checks.tensor_shape(self.name, "query", query_shape, 3)
         _checks.tensor_shape(self.name, "key_value", key_value_shape, 3)
         q_channels, kv_channels = query_shape[-1], key_value_shape[-1]
+        self._query_channels, self._kv_channels = q_channels, kv_channels
         default_qk = kv_channels if self.shape_for_attention == "kv" else q_channels
         self.query_norm = self._norm("query_norm", q_channels)
         self.key_value_norm = self._norm("key_value_norm", kv_channels)
@@ -121,6 +122,9 @@ class CrossAttentionBlock(_Block):
 
     def call(self, query, key_value, key_mask=None, query_mask=None, training=None,
              return_attention_scores=False):
+        # Checked here, before the LayerNorms, whose own errors differ from backend to backend.
+        _checks.tensor_shape(self.name, "query", query.shape, 3, channels=self._query_channels)
+        _checks.tensor_shape(self.name, "key_value", key_value.shape, 3, channels=self._kv_channels)
         attended = self.attention(
             self.query_norm(query), self.key_value_norm(key_value), key_mask=key_mask,
             query_mask=query_mask, training=training, return_attention_scores=return_attention_scores,
@@ -169,11 +173,12 @@ class SelfAttentionBlock(_Block):
 
     def build(self, inputs_shape):
         _checks.tensor_shape(self.name, "inputs", inputs_shape, 3)
-        channels = inputs_shape[-1]
+        channels = self._channels = inputs_shape[-1]
         self.norm = self._norm("norm", channels)
         self._build_attention_and_mlp(channels, channels, self.qk_channels or channels)
 
     def call(self, inputs, padding_mask=None, training=None, return_attention_scores=False):
+        _checks.tensor_shape(self.name, "inputs", inputs.shape, 3, channels=self._channels)
         normed = self.norm(inputs)
         attended = self.attention(
             normed, normed, key_mask=padding_mask, training=training, return_attention_scores=return_attention_scores

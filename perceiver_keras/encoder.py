@@ -92,7 +92,7 @@ class PerceiverEncoder(keras.layers.Layer):
         )
         self.block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation,
                                layer_norm_epsilon=layer_norm_epsilon)
-        self.latent_initializer = keras.initializers.get(latent_initializer or _checks.default_initializer())
+        self.latent_initializer = keras.initializers.get(latent_initializer or _checks.embedding_initializer())
         self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
         # Fail at construction, not at build, on bad block arguments.
         CrossAttentionBlock(**self.cross_attention_args, **self.block_args)

@@ -8,6 +8,19 @@ from perceiver_keras import _checks
 GELU_VARIANTS = ("gelu", "gelu_tanh")
 
 
+def check_activation(activation):
+    """Returns `activation` if it is a GELU variant or a Keras activation name, else raises ValueError."""
+    if activation not in GELU_VARIANTS:
+        try:
+            keras.activations.get(activation)
+        except ValueError as error:
+            raise ValueError(
+                f"`activation` must be one of {list(GELU_VARIANTS)} or a Keras activation name. "
+                f"Received: activation={activation!r}"
+            ) from error
+    return activation
+
+
 @keras.saving.register_keras_serializable(package="perceiver_keras")
 class PerceiverMLP(keras.layers.Layer):
     """Dense(widening_factor * C) -> activation -> Dense(C).
@@ -35,15 +48,7 @@ class PerceiverMLP(keras.layers.Layer):
     def __init__(self, widening_factor=4, activation="gelu", dropout=0.0, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.widening_factor = _checks.positive_int("widening_factor", widening_factor)
-        if activation not in GELU_VARIANTS:
-            try:
-                keras.activations.get(activation)
-            except ValueError as error:
-                raise ValueError(
-                    f"`activation` must be one of {list(GELU_VARIANTS)} or a Keras activation name. "
-                    f"Received: activation={activation!r}"
-                ) from error
-        self.activation = activation
+        self.activation = check_activation(activation)
         self.dropout = _checks.probability("dropout", dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
 

@@ -223,7 +223,7 @@ class TrainablePositionEncoding(_PositionEncoding):
                  kernel_initializer=None, **kwargs):
         super().__init__(index_dims, projection_channels, kernel_initializer, **kwargs)
         self.embedding_channels = _checks.positive_int("num_channels", num_channels)
-        self.initializer = keras.initializers.get(initializer or _checks.default_initializer())
+        self.initializer = keras.initializers.get(initializer or _checks.embedding_initializer())
 
     @property
     def encoding_channels(self):

@@ -1,0 +1,218 @@
+"""`export_model`: a Keras model -> SavedModel + .tflite variants + a verification report."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import ai_edge_litert
+import keras
+import numpy as np
+import tensorflow as tf
+
+from export.data import num_samples, slice_feed, to_feed_and_labels
+from export.report import ExportReport, Thresholds, VariantReport
+from export.savedmodel import verify_saved_model, write_saved_model
+from export.signature import ServingSignature, keras_predict, signature_of
+from export.gpu import gpu_delegate_check
+from export.tflite import QUANTIZATIONS, check_quantizations, convert, op_histogram
+from export.verify import TFLiteRunner, accuracy, max_abs_diff, measure_latency_ms, top1_agreement
+
+LATENCY_THREADS = (1, 2)
+"""CPU thread counts the batch-1 latency is measured with."""
+
+
+def export_model(
+    model: keras.Model,
+    out_dir: str | os.PathLike,
+    *,
+    quantizations: tuple[str, ...] | list[str] = QUANTIZATIONS,
+    calibration_data: Any = None,
+    eval_data: Any = None,
+    static_batch: bool = False,
+    overwrite: bool = False,
+    thresholds: Thresholds | None = None,
+    latency_runs: int = 20,
+    signature_name: str = "serving_default",
+    num_eval: int | None = None,
+    num_calibration: int = 200,
+) -> ExportReport:
+    """Exports a Keras model to a SavedModel and .tflite files, and checks them against Keras.
+
+    Writes into `out_dir`:
+    `saved_model/` (one named signature, `signature_name`, whose inputs are the Keras input names or
+    dict keys), `model_<quantization>.tflite` for each quantization (builtin ops only),
+    `report.json` and `report.md`. Everything is written into a temporary sibling directory that
+    is renamed to `out_dir` at the end, so an exception leaves nothing behind. Violated thresholds
+    do not raise: the artefacts are still written and the report's `passed` is False.
+
+    Args:
+        model: a built Keras model taking one tensor, a list or a dict of named tensors.
+        out_dir: the directory to create.
+        quantizations: any of `"float32"`, `"float16"`, `"dynamic"` (int8 weights, float
+            activations) and `"int8"` (full integer; float inputs and outputs become int8).
+        calibration_data: model inputs for int8 calibration, as `x` or `(x, y)` arrays, a dict of
+            arrays, or a `tf.data.Dataset`; required for `"int8"`.
+        eval_data: held-out `(x, y)` (or `x`) arrays or a `tf.data.Dataset` to verify on; the
+            calibration inputs are used (without accuracy) when it is `None`.
+        static_batch: give the .tflite files a batch of 1 and fully static shapes, as accelerator
+            delegates want; the SavedModel keeps a dynamic batch.
+        overwrite: replace an existing `out_dir`.
+        thresholds: parity limits; `Thresholds()` when `None`.
+        latency_runs: timed batch-1 calls per variant and thread count (0 skips the timing).
+        signature_name: the serving signature's name in the SavedModel and in every .tflite.
+        num_eval: verify on at most this many samples.
+        num_calibration: calibrate int8 on at most this many samples.
+
+    Returns:
+        The `ExportReport`, also written as `report.json` and `report.md`.
+
+    Raises:
+        FileExistsError: `out_dir` exists and `overwrite` is False.
+        UnsupportedOpError: the model needs a Flex (select TF) or custom op; the error names it.
+        ValueError: an unknown quantization, or `"int8"` without calibration data.
+    """
+    quantizations = check_quantizations(quantizations)
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already exists. Pass overwrite=True (CLI: --overwrite) to replace it."
+        )
+    if "int8" in quantizations and calibration_data is None:
+        raise ValueError("int8 quantization needs calibration data. Received: calibration_data=None")
+    if eval_data is None and calibration_data is None:
+        raise ValueError("export_model needs eval_data (or calibration_data) to verify the export.")
+    signature = signature_of(model)
+    calibration = None
+    if calibration_data is not None:
+        calibration, _ = to_feed_and_labels(
+            calibration_data, signature, what="calibration_data", limit=num_calibration
+        )
+    if eval_data is not None:
+        feed, labels = to_feed_and_labels(eval_data, signature, what="eval_data", limit=num_eval)
+    else:
+        feed, labels = slice_feed(calibration, 0, num_eval or num_samples(calibration)), None
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        report = _export_into(
+            work, model, signature, feed, labels, calibration, quantizations=quantizations,
+            static_batch=static_batch, thresholds=thresholds or Thresholds(),
+            latency_runs=latency_runs, signature_name=signature_name,
+        )
+        report.out_dir = str(out_dir)
+        report.write(work)
+        _move_into_place(work, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def _export_into(
+    work: Path,
+    model: keras.Model,
+    signature: ServingSignature,
+    feed: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    calibration: dict[str, np.ndarray] | None,
+    *,
+    quantizations: tuple[str, ...],
+    static_batch: bool,
+    thresholds: Thresholds,
+    latency_runs: int,
+    signature_name: str,
+) -> ExportReport:
+    expected = keras_predict(model, signature, feed)
+    keras_accuracy = accuracy(expected, labels)
+
+    saved_model_dir = work / "saved_model"
+    write_saved_model(model, signature, saved_model_dir, signature_name)
+    saved_model = {
+        "path": "saved_model", **verify_saved_model(saved_model_dir, signature_name, feed, expected)
+    }
+    saved_model["failures"] = thresholds.saved_model_failures(saved_model["max_abs_diff"])
+    saved_model["passed"] = not saved_model["failures"]
+
+    example = slice_feed(feed, 0, 1)
+    variants = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        source = saved_model_dir
+        if static_batch:
+            # The shipped SavedModel keeps a dynamic batch; the .tflite files come from a batch-1 copy.
+            source = Path(scratch) / "static_saved_model"
+            write_saved_model(model, signature.with_static_shapes(example), source, signature_name)
+        for quantization in quantizations:
+            flatbuffer = convert(
+                source, signature_name, quantization,
+                representative_dataset=_representative_dataset(calibration) if calibration else None,
+            )
+            file = f"model_{quantization}.tflite"
+            (work / file).write_bytes(flatbuffer)
+            actual = TFLiteRunner(flatbuffer, signature_name)(feed)
+            variant = VariantReport(
+                quantization=quantization,
+                file=file,
+                size_bytes=len(flatbuffer),
+                max_abs_diff=max_abs_diff(expected, actual),
+                top1_agreement=top1_agreement(expected, actual),
+                accuracy=accuracy(actual, labels),
+                latency_ms={
+                    str(threads): measure_latency_ms(
+                        flatbuffer, signature_name, example, threads, latency_runs
+                    )
+                    for threads in (LATENCY_THREADS if latency_runs > 0 else ())
+                },
+                ops=op_histogram(flatbuffer),
+                gpu_delegate=gpu_delegate_check(flatbuffer),
+            )
+            variant.failures = thresholds.variant_failures(variant, keras_accuracy)
+            variants[quantization] = variant
+
+    return ExportReport(
+        model=model.name,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        versions={
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
+        },
+        keras={"accuracy": keras_accuracy, "num_eval": num_samples(feed)},
+        saved_model=saved_model,
+        variants=variants,
+        thresholds=thresholds,
+        static_batch=static_batch,
+    )
+
+
+def _representative_dataset(calibration: Mapping[str, np.ndarray]):
+    """A converter `representative_dataset`: one named single-sample batch per step."""
+
+    def samples() -> Iterator[dict[str, np.ndarray]]:
+        for index in range(num_samples(calibration)):
+            yield slice_feed(calibration, index, index + 1)
+
+    return samples
+
+
+def _move_into_place(work: Path, out_dir: Path, overwrite: bool) -> None:
+    """Renames the finished `work` directory to `out_dir`, replacing it only if `overwrite`."""
+    if not out_dir.exists():
+        work.rename(out_dir)
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out_dir} appeared during the export. Pass overwrite=True to replace it.")
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    old.rmdir()
+    out_dir.rename(old)
+    work.rename(out_dir)
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()

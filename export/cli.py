@@ -1,0 +1,155 @@
+"""`python -m export`: export a trained run (or a .keras file) and print the verification table.
+
+    python -m export runs/digits --out exports/digits
+    python -m export model.keras --out exports/m --calibration-data calib.npz --eval-data eval.npz \\
+        --quantize float32,int8 --static-batch --overwrite
+
+A run directory holds `model.keras` and `run.json`; `run.json` names the data builder:
+`{"data": {"builder": "package.module:function", "kwargs": {...}}, "imports": ["package"]}`.
+`builder(**kwargs)` returns `{"calibration": x, "eval": (x, y)}`. The modules in `"imports"` (which
+register the model's custom layers) are imported before the model is loaded.
+
+Exit status: 0 when every threshold holds, 1 when one fails (the artefacts and report are still
+written), 2 on a usage or export error (nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXIT_PASSED, EXIT_THRESHOLD_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit status instead of exiting."""
+    args = _parser().parse_args(argv)
+    # TensorFlow is imported only after argument parsing, so `--help` and usage errors are quick.
+    from export.api import export_model
+    from export.tflite import UnsupportedOpError
+
+    try:
+        model, calibration, evaluation = _load_source(Path(args.source), args)
+        report = export_model(
+            model, args.out, quantizations=args.quantize, calibration_data=calibration,
+            eval_data=evaluation, static_batch=args.static_batch, overwrite=args.overwrite,
+            latency_runs=args.latency_runs, num_eval=args.num_eval,
+        )
+    except (UnsupportedOpError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(report.table())
+    return EXIT_PASSED if report.passed else EXIT_THRESHOLD_FAILED
+
+
+def _quantizations(text: str) -> tuple[str, ...]:
+    from export.tflite import QUANTIZATIONS
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in QUANTIZATIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown quantization {', '.join(unknown) or '(none)'}; expected a comma-separated "
+            f"subset of {','.join(QUANTIZATIONS)}. Received: {text!r}"
+        )
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Export a Keras model to SavedModel + TFLite and verify it against Keras.",
+    )
+    parser.add_argument("source", help="a run directory (model.keras + run.json) or a .keras file")
+    parser.add_argument("--out", required=True, help="the directory to create")
+    parser.add_argument(
+        "--quantize", type=_quantizations, default=("float32", "float16", "dynamic", "int8"),
+        help="comma-separated subset of float32,float16,dynamic,int8 (default: all)",
+    )
+    parser.add_argument("--static-batch", action="store_true", help="batch 1, static shapes in .tflite")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument("--num-eval", type=int, default=None, help="verify on at most N samples")
+    parser.add_argument("--latency-runs", type=int, default=20, help="timed runs per variant (0: skip)")
+    parser.add_argument("--calibration-data", help=".npz with x (or x/<input name>) for a .keras source")
+    parser.add_argument("--eval-data", help=".npz with x (or x/<input name>) and optional y")
+    return parser
+
+
+def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The model, calibration data and evaluation data named by the command line."""
+    import keras
+
+    if source.is_dir():
+        run = _read_run(source)
+        _import_all(run.get("imports", []))
+        model = keras.saving.load_model(source / "model.keras")
+        data = _build_data(run)
+        return model, data.get("calibration"), data.get("eval")
+    if source.suffix != ".keras" or not source.is_file():
+        raise FileNotFoundError(
+            f"Expected a run directory (model.keras + run.json) or a .keras file. Received: {source}"
+        )
+    if args.eval_data is None and args.calibration_data is None:
+        raise ValueError("A .keras source needs --eval-data (and --calibration-data for int8).")
+    _import_all([])
+    model = keras.saving.load_model(source)
+    calibration = _read_npz(args.calibration_data)[0] if args.calibration_data else None
+    evaluation = _read_npz(args.eval_data) if args.eval_data else None
+    return model, calibration, evaluation
+
+
+def _read_run(directory: Path) -> dict:
+    for name in ("model.keras", "run.json"):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"The run directory {directory} has no {name}.")
+    run = json.loads((directory / "run.json").read_text())
+    builder = run.get("data", {}).get("builder", "")
+    if ":" not in builder:
+        raise ValueError(
+            f'{directory / "run.json"} needs "data": {{"builder": "package.module:function", '
+            f'"kwargs": {{...}}}}. Received: data={run.get("data")!r}'
+        )
+    return run
+
+
+def _import_all(modules: Sequence[str]) -> None:
+    """Imports the modules that register the model's custom Keras objects."""
+    for name in modules:
+        importlib.import_module(name)
+    try:
+        importlib.import_module("perceiver_keras")
+    except Exception as error:  # noqa: BLE001 - plain Keras models load without it.
+        warnings.warn(f"Could not import perceiver_keras ({error}); loading the model without it.")
+
+
+def _build_data(run: dict) -> dict:
+    module_name, function_name = run["data"]["builder"].split(":", 1)
+    builder = getattr(importlib.import_module(module_name), function_name)
+    data = builder(**run["data"].get("kwargs", {}))
+    if not isinstance(data, dict) or "eval" not in data:
+        raise ValueError(
+            f"The data builder {run['data']['builder']} must return a dict with 'eval' (and "
+            f"'calibration' for int8). Received: {type(data).__name__} "
+            f"{sorted(data) if isinstance(data, dict) else ''}"
+        )
+    if isinstance(data["eval"], list):
+        data["eval"] = tuple(data["eval"])
+    return data
+
+
+def _read_npz(path: str) -> tuple[Any, np.ndarray | None]:
+    """`(x, y)` from an .npz holding `x` or `x/<input name>` keys, and optionally `y`."""
+    with np.load(path) as npz:
+        named = {key.split("/", 1)[1]: npz[key] for key in npz.files if key.startswith("x/")}
+        if "x" not in npz.files and not named:
+            raise ValueError(f"{path} needs an array 'x' or arrays 'x/<input name>'. Received: {npz.files}")
+        x = npz["x"] if "x" in npz.files else named
+        return x, (npz["y"] if "y" in npz.files else None)

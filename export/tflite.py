@@ -1,0 +1,144 @@
+"""SavedModel -> .tflite conversion with builtin ops only, and static checks of the flatbuffer."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.tools import flatbuffer_utils
+
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+"""The .tflite variants: no optimization; float16 weights; int8 weights with float activations
+(dynamic range); full integer (int8 weights and activations, int8 float inputs and outputs)."""
+
+RepresentativeDataset = Callable[[], Iterator[dict[str, np.ndarray]]]
+
+
+class UnsupportedOpError(ValueError):
+    """The model needs ops that are not TFLite builtins (Flex / select TF ops or custom ops).
+
+    Attributes:
+        ops: the TensorFlow or TFLite names of the offending ops, e.g. `["MatrixDeterminant"]`.
+    """
+
+    def __init__(self, ops: list[str], quantization: str, detail: str = ""):
+        self.ops = ops
+        message = (
+            f"The {quantization} TFLite conversion needs ops that are not TFLite builtins: "
+            f"{', '.join(ops) or 'unknown'}. Expected builtin ops only (no Flex / SELECT_TF_OPS, no "
+            "custom ops), because LiteRT runtimes and edge accelerators cannot run the others."
+        )
+        super().__init__(message + (f"\n{detail}" if detail else ""))
+
+
+def check_quantizations(quantizations: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validates quantization names; returns them as a tuple with duplicates removed."""
+    unknown = [q for q in quantizations if q not in QUANTIZATIONS]
+    if unknown or not quantizations:
+        raise ValueError(
+            f"Unknown quantization {', '.join(map(repr, unknown)) or '(none given)'}. "
+            f"Expected some of {', '.join(QUANTIZATIONS)}. Received: {list(quantizations)}"
+        )
+    return tuple(dict.fromkeys(quantizations))
+
+
+def convert(
+    saved_model_dir: str | os.PathLike,
+    signature_name: str,
+    quantization: str,
+    representative_dataset: RepresentativeDataset | None = None,
+) -> bytes:
+    """Converts one signature of a SavedModel to a .tflite flatbuffer with builtin ops only.
+
+    Args:
+        saved_model_dir: the SavedModel to convert.
+        signature_name: the signature to convert; it keeps its name and input names in the .tflite.
+        quantization: one of `QUANTIZATIONS`.
+        representative_dataset: for `"int8"`: yields dicts of named single-sample inputs.
+
+    Returns:
+        The .tflite flatbuffer.
+
+    Raises:
+        UnsupportedOpError: a Flex or custom op would be needed; the error names the ops.
+    """
+    check_quantizations([quantization])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        os.fspath(saved_model_dir), signature_keys=[signature_name]
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        if representative_dataset is None:
+            raise ValueError("int8 quantization needs calibration data. Received: calibration_data=None")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Only float inputs and outputs become int8; integer inputs (token ids, masks) stay as they are.
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        with warnings.catch_warnings():
+            # int8 calibration runs the converter's own tf.lite.Interpreter, which warns that it is
+            # deprecated; everything this package runs uses ai_edge_litert.
+            warnings.filterwarnings("ignore", message=r"[\s\S]*tf\.lite\.Interpreter is deprecated")
+            flatbuffer = converter.convert()
+    except Exception as error:  # The converter raises ConverterError, which has no public base.
+        ops = ops_needing_flex(error)
+        if ops:
+            raise UnsupportedOpError(ops, quantization) from error
+        raise
+    check_builtin_only(flatbuffer, quantization)
+    return flatbuffer
+
+
+def ops_needing_flex(error: Exception) -> list[str]:
+    """The TensorFlow op names a converter error says are neither builtin nor otherwise available."""
+    ops = []
+    for data in getattr(error, "errors", None) or []:
+        # The proto's text form spells the enum, e.g. "error_code: ERROR_NEEDS_FLEX_OPS".
+        needs = re.search(r"error_code: ERROR_NEEDS_(FLEX|CUSTOM)_OPS", str(data))
+        name = getattr(getattr(data, "operator", None), "name", "")
+        if needs and name:
+            ops.append(name)
+    # The textual form lists them too, e.g. "TF Select ops: MatrixDeterminant, Svd".
+    for match in re.finditer(r"(?:TF Select|Custom) ops: ([^\n]+)", str(error)):
+        ops.extend(op.strip() for op in match.group(1).split(","))
+    ops += re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(error))
+    names = [op.removeprefix("tf.") for op in ops if op]
+    return sorted(set(names))
+
+
+def op_histogram(flatbuffer: bytes) -> dict[str, int]:
+    """Operator name -> number of uses, over all subgraphs (custom ops by their custom code)."""
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    counts: collections.Counter[str] = collections.Counter()
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            counts[_op_name(model, op.opcodeIndex)] += 1
+    return dict(sorted(counts.items()))
+
+
+def _op_name(model: schema.ModelT, opcode_index: int) -> str:
+    code = model.operatorCodes[opcode_index]
+    if flatbuffer_utils.get_builtin_code_from_operator_code(code) == schema.BuiltinOperator.CUSTOM:
+        custom = code.customCode
+        return "CUSTOM:" + (custom.decode() if isinstance(custom, bytes) else str(custom))
+    return flatbuffer_utils.opcode_to_name(model, opcode_index) or f"UNKNOWN_{opcode_index}"
+
+
+def check_builtin_only(flatbuffer: bytes, quantization: str) -> None:
+    """Raises `UnsupportedOpError` if the flatbuffer holds Flex or custom ops."""
+    bad = [name.removeprefix("CUSTOM:") for name in op_histogram(flatbuffer) if name.startswith("CUSTOM:")]
+    if bad:
+        raise UnsupportedOpError(bad, quantization, "They were found in the converted flatbuffer.")

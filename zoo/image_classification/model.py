@@ -1,0 +1,78 @@
+"""Builds a Perceiver IO image classifier from plain arguments (the presets are these arguments)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from perceiver_keras import (
+    ClassificationPostprocessor,
+    ImagePreprocessor,
+    PerceiverDecoder,
+    PerceiverEncoder,
+    PerceiverIO,
+    TrainablePositionEncoding,
+)
+
+
+def build_image_classifier(
+    image_shape: Sequence[int] = (224, 224, 3),
+    num_classes: int = 1000,
+    prep_type: str = "pixels",
+    position_encoding: str = "fourier",
+    num_bands: int = 64,
+    max_resolution: Sequence[int] | None = None,
+    out_channels: int = 256,
+    position_channels: int = 256,
+    position_projection_channels: int | None = None,
+    pool_padding: str = "valid",
+    num_latents: int = 512,
+    num_latent_channels: int = 1024,
+    num_blocks: int = 8,
+    num_self_attention_layers_per_block: int = 6,
+    num_cross_attention_heads: int = 1,
+    num_self_attention_heads: int = 8,
+    cross_attention_widening_factor: int = 1,
+    self_attention_widening_factor: int = 1,
+    decoder_num_heads: int = 1,
+    query_channels: int | None = None,
+    dropout: float = 0.0,
+    attention_dropout: float = 0.0,
+    activation: str = "gelu",
+    name: str = "perceiver_io_image_classifier",
+) -> keras.Model:
+    """A Perceiver IO classifier of channels-last images: (B, H, W, C) -> logits (B, num_classes).
+
+    Preprocessing (`prep_type`, `position_encoding`, ...) as in `ImagePreprocessor`; a latent
+    encoder; one trainable query (`query_channels`, default the latent width) decoded with a
+    query residual and projected to the class logits, as the reference's classification decoder.
+    """
+    if len(image_shape) != 3:
+        raise ValueError(f"`image_shape` must be (height, width, channels). Received: image_shape={tuple(image_shape)}")
+    query_channels = query_channels or num_latent_channels
+    block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
+    return PerceiverIO(
+        preprocessor=ImagePreprocessor(
+            prep_type=prep_type, out_channels=out_channels, position_encoding=position_encoding,
+            num_bands=num_bands, max_resolution=max_resolution, position_channels=position_channels,
+            position_projection_channels=position_projection_channels, pool_padding=pool_padding,
+            name="image_preprocessor",
+        ),
+        encoder=PerceiverEncoder(
+            num_latents=num_latents, num_latent_channels=num_latent_channels, num_blocks=num_blocks,
+            num_self_attention_layers_per_block=num_self_attention_layers_per_block,
+            num_cross_attention_heads=num_cross_attention_heads, num_self_attention_heads=num_self_attention_heads,
+            cross_attention_widening_factor=cross_attention_widening_factor,
+            self_attention_widening_factor=self_attention_widening_factor, name="encoder", **block_args,
+        ),
+        query=TrainablePositionEncoding(1, query_channels, name="classification_query"),
+        decoder=PerceiverDecoder(
+            num_heads=decoder_num_heads, use_query_residual=True, output_channels=num_classes, name="decoder",
+            **block_args,
+        ),
+        postprocessor=ClassificationPostprocessor(name="logits"),
+        inputs_shape=tuple(image_shape),
+        input_name="images",
+        name=name,
+    )

@@ -1,0 +1,60 @@
+"""What training, evaluation and export need to know about image classification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from zoo.image_classification import data
+from zoo.registry import Preset
+
+
+class ImageClassificationTask:
+    """Datasets, loss and metrics of an image-classification preset (one-hot labels throughout)."""
+
+    name = "image_classification"
+
+    def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
+        """(train, test) tf.data pipelines for the preset's dataset."""
+        dataset, size = preset.metadata["dataset"], preset.config["image_shape"][0]
+        common = dict(image_size=size, data_dir=options.get("data_dir"), manual_dir=options.get("manual_dir"),
+                      one_hot=True)
+        train = data.make_dataset(
+            dataset, "train", batch_size=batch_size, training=True, seed=seed,
+            rand_augment=options.get("rand_augment", False), mixup=options.get("mixup", 0.0),
+            cutmix=options.get("cutmix", 0.0), take=options.get("take"), **common,
+        )
+        test = data.make_dataset(dataset, "test", batch_size=batch_size, **common)
+        return train, test
+
+    def loss(self, options: dict[str, Any]) -> keras.losses.Loss:
+        return keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=options.get("label_smoothing", 0.0)
+        )
+
+    def metrics(self) -> list:
+        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+
+    def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
+        """How `python -m export` rebuilds calibration and held-out data for this run."""
+        return {
+            "builder": "zoo.image_classification.task:export_arrays",
+            "kwargs": {"dataset": preset.metadata["dataset"], "image_size": preset.config["image_shape"][0],
+                       "data_dir": options.get("data_dir"), "manual_dir": options.get("manual_dir")},
+        }
+
+
+def export_arrays(dataset: str, image_size: int, data_dir: str | None = None, manual_dir: str | None = None,
+                  num_calibration: int = 256, num_eval: int | None = None) -> dict[str, Any]:
+    """Calibration images from the train split and held-out (images, labels) from the test split."""
+    calibration = data.calibration_images(dataset, num_samples=num_calibration, image_size=image_size,
+                                          data_dir=data_dir, manual_dir=manual_dir)
+    test = data.make_dataset(dataset, "test", batch_size=256, image_size=image_size, data_dir=data_dir,
+                             manual_dir=manual_dir, take=num_eval)
+    images, labels = zip(*test.as_numpy_iterator())
+    return {"calibration": calibration, "eval": (np.concatenate(images), np.concatenate(labels))}
+
+
+TASK = ImageClassificationTask()

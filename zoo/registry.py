@@ -1,0 +1,91 @@
+"""The zoo's registry: presets are data (builder arguments plus metadata), registered on import."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+# Task name -> module that registers its presets on import.
+TASK_MODULES = {
+    "image_classification": "zoo.image_classification",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named configuration of a task's model.
+
+    Attributes:
+        name: the preset's name, unique across the zoo.
+        task: the task it belongs to (a key of `TASK_MODULES`).
+        builder: callable(**config) -> keras.Model.
+        config: the builder's arguments (the architecture).
+        metadata: everything else: dataset, input spec, normalisation, classes, training
+            defaults, the parameter count, the source of pretrained weights.
+    """
+
+    name: str
+    task: str
+    builder: Callable[..., keras.Model]
+    config: dict[str, Any]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Adds `preset` to the registry; a name can be registered once."""
+    if preset.name in _PRESETS and _PRESETS[preset.name] != preset:
+        raise ValueError(f"A preset named '{preset.name}' is already registered.")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def _load_tasks() -> None:
+    for module in TASK_MODULES.values():
+        importlib.import_module(module)
+
+
+def get_task(name: str):
+    """The task object (datasets, loss, metrics, export data) of the task called `name`."""
+    if name not in TASK_MODULES:
+        raise ValueError(f"Unknown task '{name}'. Expected one of: {', '.join(sorted(TASK_MODULES))}. Received: task={name!r}")
+    return importlib.import_module(TASK_MODULES[name] + ".task").TASK
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of the registered presets, sorted; optionally only those of one task."""
+    _load_tasks()
+    if task is not None and task not in TASK_MODULES:
+        raise ValueError(f"Unknown task '{task}'. Expected one of: {', '.join(sorted(TASK_MODULES))}. Received: task={task!r}")
+    return sorted(name for name, p in _PRESETS.items() if task is None or p.task == task)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name`; a ValueError lists the valid names otherwise."""
+    _load_tasks()
+    if name not in _PRESETS:
+        raise ValueError(f"Unknown preset '{name}'. Expected one of: {', '.join(sorted(_PRESETS))}. Received: name={name!r}")
+    return _PRESETS[name]
+
+
+def create_model(name: str, **overrides: Any) -> keras.Model:
+    """Builds the preset's model; keyword arguments override its builder arguments.
+
+    Example:
+    >>> model = create_model("perceiver_io_digits", num_blocks=1)
+    """
+    preset = get_preset(name)
+    unknown = sorted(set(overrides) - set(preset.config) - {"name"})
+    if unknown:
+        raise ValueError(
+            f"Unknown argument(s) {unknown} for preset '{name}'. Expected some of: {sorted(preset.config)}"
+        )
+    config = {**preset.config, **overrides}
+    config.setdefault("name", name)
+    return preset.builder(**config)

@@ -1,0 +1,162 @@
+"""Training and evaluation of zoo presets with `model.fit`, into a resumable run directory.
+
+A run directory holds:
+    run.json        what was trained (task, preset, overrides, options), how to rebuild its
+                    export data, its status and final metrics
+    model.keras     the final model (written atomically at the end)
+    checkpoints/    last.keras, saved every epoch
+    backup/         BackupAndRestore state: a killed run resumes here at the epoch it stopped
+    logs/           TensorBoard logs; history.csv, the per-epoch metrics (appended on resume)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from zoo import registry
+from zoo.schedules import make_optimizer
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Writes JSON atomically: a temporary file in the same folder, then a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def training_options(preset: registry.Preset, **overrides: Any) -> dict[str, Any]:
+    """The preset's training defaults with the given (non-None) overrides."""
+    options = dict(preset.metadata.get("training", {}))
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    options.setdefault("precision", "float32")
+    options.setdefault("seed", 0)
+    options.setdefault("warmup_epochs", 0)
+    if options["precision"] not in PRECISIONS:
+        raise ValueError(f"Unknown precision. Expected one of {list(PRECISIONS)}. Received: precision={options['precision']!r}")
+    return options
+
+
+def _open_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
+    """The run.json of an unfinished run to resume, or None for a fresh run directory."""
+    run_file = out / "run.json"
+    if not run_file.exists():
+        return None
+    previous = json.loads(run_file.read_text())
+    if previous.get("status") == "finished" and not overwrite:
+        raise FileExistsError(f"{out} already holds a finished run; pass --overwrite to train again there.")
+    return previous if previous.get("status") == "running" else None
+
+
+def train(task: str, preset_name: str, out: str | os.PathLike, *, model_overrides: dict[str, Any] | None = None,
+          overwrite: bool = False, verbose: int | str = "auto", **option_overrides: Any) -> dict[str, Any]:
+    """Fits a preset with `model.fit` and writes a run directory; resumes an interrupted one.
+
+    Args:
+        task: task name, e.g. "image_classification".
+        preset_name: a preset of that task.
+        out: the run directory.
+        model_overrides: builder arguments replacing the preset's.
+        overwrite: allow training into a directory that holds a finished run.
+        verbose: Keras' verbosity (the progress bar by default).
+        **option_overrides: training options (epochs, batch_size, optimizer, learning_rate,
+            weight_decay, schedule, warmup_epochs, label_smoothing, precision, jit_compile,
+            seed, steps_per_epoch, rand_augment, mixup, cutmix, data_dir, manual_dir, take).
+
+    Returns:
+        The final run.json contents.
+    """
+    preset = registry.get_preset(preset_name)
+    if preset.task != task:
+        raise ValueError(f"Preset '{preset_name}' belongs to task '{preset.task}'. Received: task={task!r}")
+    task_obj = registry.get_task(task)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    resumed = _open_run(out, overwrite)
+    if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
+        model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
+    model_overrides = dict(model_overrides or {})
+    options = training_options(preset, **option_overrides)
+
+    keras.utils.set_random_seed(options["seed"])
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(options["precision"])
+    try:
+        model = registry.create_model(preset_name, **model_overrides)
+        train_ds, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
+        steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
+        if steps < 1:
+            raise ValueError(f"Training data of preset '{preset_name}' has no complete batch; "
+                             f"Received: batch_size={options['batch_size']}")
+        model.compile(
+            optimizer=make_optimizer(model, options["optimizer"], options["learning_rate"],
+                                     options.get("weight_decay", 0.0), options["schedule"],
+                                     total_steps=steps * options["epochs"],
+                                     warmup_steps=steps * options["warmup_epochs"]),
+            loss=task_obj.loss(options), metrics=task_obj.metrics(), jit_compile=options.get("jit_compile", "auto"),
+        )
+        run = {
+            "task": task, "preset": preset_name, "model_overrides": model_overrides, "options": options,
+            "parameter_count": model.count_params(), "status": "running",
+            "data": task_obj.export_data(preset, options), "imports": ["perceiver_keras", "zoo"],
+            "started": resumed["started"] if resumed else time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_json(out / "run.json", run)
+        (out / "checkpoints").mkdir(exist_ok=True)
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(out / "backup")),
+            keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=bool(resumed)),
+        ]
+        if options.get("tensorboard", True):
+            callbacks.append(keras.callbacks.TensorBoard(str(out / "logs")))
+        started = time.time()
+        model.fit(train_ds, validation_data=test_ds, epochs=options["epochs"],
+                  steps_per_epoch=options.get("steps_per_epoch"), callbacks=callbacks, verbose=verbose)
+        results = model.evaluate(test_ds, return_dict=True, verbose=0)
+        save_model_atomically(model, out / "model.keras")
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    run.update(status="finished", train_seconds=round(time.time() - started, 1),
+               test_metrics={k: float(v) for k, v in results.items()})
+    write_json(out / "run.json", run)
+    return run
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
+    """The trained model and run.json of a finished run directory."""
+    run_dir = Path(run_dir)
+    run_file, model_file = run_dir / "run.json", run_dir / "model.keras"
+    for path in (run_file, model_file):
+        if not path.exists():
+            raise FileNotFoundError(f"{run_dir} is not a finished run directory: {path.name} is missing.")
+    run = json.loads(run_file.read_text())
+    return keras.saving.load_model(model_file), run
+
+
+def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[str, float]:
+    """Metrics of a run's final model on its test split."""
+    model, run = load_run(run_dir)
+    preset = registry.get_preset(run["preset"])
+    task_obj = registry.get_task(run["task"])
+    options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
+    _, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
+    model.compile(loss=task_obj.loss(options), metrics=task_obj.metrics())
+    results = model.evaluate(test_ds, return_dict=True, verbose=0)
+    return {k: float(v) for k, v in results.items() if not math.isnan(float(v))}
