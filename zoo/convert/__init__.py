@@ -1,1 +1,5 @@
 """Conversion of released Perceiver checkpoints into zoo models."""
+
+from zoo.convert.transformers import from_transformers
+
+__all__ = ["from_transformers"]

@@ -35,6 +35,10 @@ def build_image_classifier(
     num_self_attention_heads: int = 8,
     cross_attention_widening_factor: int = 1,
     self_attention_widening_factor: int = 1,
+    qk_channels: int | None = None,
+    v_channels: int | None = None,
+    cross_attention_shape_for_attention: str = "kv",
+    use_query_residual: bool = True,
     decoder_num_heads: int = 1,
     query_channels: int | None = None,
     dropout: float = 0.0,
@@ -45,7 +49,8 @@ def build_image_classifier(
     """A Perceiver IO classifier of channels-last images: (B, H, W, C) -> logits (B, num_classes).
 
     Preprocessing (`prep_type`, `position_encoding`, ...) as in `ImagePreprocessor`; a latent
-    encoder; one trainable query (`query_channels`, default the latent width) decoded with a
+    encoder (`qk_channels`/`v_channels` apply to its cross- and self-attention, as transformers'
+    `PerceiverConfig`); one trainable query (`query_channels`, default the latent width) decoded with a
     query residual and projected to the class logits, as the reference's classification decoder.
     """
     if len(image_shape) != 3:
@@ -64,11 +69,16 @@ def build_image_classifier(
             num_self_attention_layers_per_block=num_self_attention_layers_per_block,
             num_cross_attention_heads=num_cross_attention_heads, num_self_attention_heads=num_self_attention_heads,
             cross_attention_widening_factor=cross_attention_widening_factor,
-            self_attention_widening_factor=self_attention_widening_factor, name="encoder", **block_args,
+            self_attention_widening_factor=self_attention_widening_factor,
+            cross_attention_qk_channels=qk_channels, cross_attention_v_channels=v_channels,
+            self_attention_qk_channels=qk_channels, self_attention_v_channels=v_channels,
+            cross_attention_shape_for_attention=cross_attention_shape_for_attention,
+            use_query_residual=use_query_residual, name="encoder", **block_args,
         ),
         query=TrainablePositionEncoding(1, query_channels, name="classification_query"),
         decoder=PerceiverDecoder(
-            num_heads=decoder_num_heads, use_query_residual=True, output_channels=num_classes, name="decoder",
+            num_heads=decoder_num_heads, shape_for_attention=cross_attention_shape_for_attention,
+            use_query_residual=True, output_channels=num_classes, name="decoder",
             **block_args,
         ),
         postprocessor=ClassificationPostprocessor(name="logits"),

@@ -1,0 +1,99 @@
+"""`python -m zoo list | train | evaluate | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from collections.abc import Sequence
+
+from zoo import registry
+
+_TRAIN_OPTIONS = {  # flag -> (type, help)
+    "epochs": (int, "epochs to train"),
+    "batch_size": (int, "global batch size"),
+    "optimizer": (str, "lamb or adamw"),
+    "learning_rate": (float, "peak learning rate"),
+    "weight_decay": (float, "decoupled weight decay (skips biases, norms, position encodings)"),
+    "schedule": (str, "flat_cosine or constant"),
+    "warmup_epochs": (int, "linear warm-up epochs"),
+    "label_smoothing": (float, "label smoothing of the cross-entropy"),
+    "precision": (str, "float32, mixed_bfloat16 or mixed_float16"),
+    "seed": (int, "random seed"),
+    "steps_per_epoch": (int, "cap on steps per epoch"),
+    "mixup": (float, "MixUp alpha (0 disables)"),
+    "cutmix": (float, "CutMix factor (0 disables)"),
+    "data_dir": (str, "TensorFlow Datasets data directory"),
+    "manual_dir": (str, "TFDS manual download directory (ImageNet)"),
+    "take": (int, "train on the first N examples only"),
+}
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"Expected KEY=VALUE. Received: {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m zoo", description="The perceiver-keras model zoo.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="list the presets")
+    listing.add_argument("--task", choices=sorted(registry.TASK_MODULES))
+    train = commands.add_parser("train", help="fit a preset with model.fit into a run directory")
+    train.add_argument("task", choices=sorted(registry.TASK_MODULES))
+    train.add_argument("--preset", required=True)
+    train.add_argument("--out", required=True, help="run directory (resumed if interrupted)")
+    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
+        train.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    train.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
+    train.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="XLA compilation (default: Keras' auto)")
+    train.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
+                       metavar="KEY=VALUE", help="override a model builder argument, e.g. --set num_blocks=2")
+    train.add_argument("--overwrite", action="store_true", help="train again over a finished run")
+    evaluate = commands.add_parser("evaluate", help="test-split metrics of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--batch-size", type=int)
+    demo = commands.add_parser("demo", help="train digits, evaluate, export and verify (offline)")
+    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--epochs", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        for name in registry.list_models(args.task):
+            preset = registry.get_preset(name)
+            count = preset.metadata.get("parameter_count")
+            print(f"{name:24s} {preset.task:22s} {preset.metadata.get('dataset', ''):14s} "
+                  f"{'' if count is None else f'{count:,} params'}")
+        return 0
+    if args.command == "train":
+        options = {name: getattr(args, name) for name in _TRAIN_OPTIONS}
+        options.update(rand_augment=args.rand_augment, jit_compile=args.jit_compile)
+        from zoo import training
+
+        run = training.train(args.task, args.preset, args.out, model_overrides=dict(args.overrides),
+                             overwrite=args.overwrite, **options)
+        print(json.dumps(run["test_metrics"], indent=2))
+        return 0
+    if args.command == "evaluate":
+        from zoo import training
+
+        for name, value in training.evaluate(args.run_dir, args.batch_size).items():
+            print(f"{name}: {value:.4f}")
+        return 0
+    from zoo import demo
+
+    return demo.run(args.out, epochs=args.epochs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

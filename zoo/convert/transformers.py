@@ -1,0 +1,167 @@
+"""`from_transformers(path)`: a folder written by transformers' `save_pretrained` -> our Keras model.
+
+The architecture is read from config.json; the weights from model.safetensors (read with
+`safetensors.numpy`, no torch needed) or pytorch_model.bin (needs torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from zoo.convert import weights
+from zoo.convert.weights import CheckpointTensors
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"No config.json in {folder}: expected a folder written by save_pretrained.")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_file} is not valid JSON: {error}") from error
+    if config.get("model_type") != "perceiver":
+        raise ValueError(
+            f"{config_file} describes another architecture. Expected model_type='perceiver'. "
+            f"Received: model_type={config.get('model_type')!r}"
+        )
+    return config
+
+
+def read_tensors(folder: Path) -> CheckpointTensors:
+    """The checkpoint's tensors as numpy arrays, from safetensors (preferred) or a torch .bin file."""
+    safetensors_file, bin_file = folder / "model.safetensors", folder / "pytorch_model.bin"
+    if safetensors_file.is_file():
+        from safetensors.numpy import load_file
+
+        try:
+            return CheckpointTensors(load_file(str(safetensors_file)), str(safetensors_file))
+        except Exception as error:  # safetensors raises its own error types for corrupt files.
+            raise ValueError(f"Could not read {safetensors_file}: it is corrupt or truncated ({error})") from error
+    if bin_file.is_file():
+        try:
+            import torch
+        except ImportError as error:
+            raise ImportError(f"{bin_file} is a PyTorch file and needs torch; safetensors files do not.") from error
+        try:
+            state = torch.load(str(bin_file), map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"Could not read {bin_file}: it is corrupt or truncated ({error})") from error
+        return CheckpointTensors({k: v.float().numpy() for k, v in state.items()}, str(bin_file))
+    raise FileNotFoundError(f"No model.safetensors or pytorch_model.bin in {folder}.")
+
+
+def encoder_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    """Our builder arguments for transformers' `PerceiverConfig` encoder fields."""
+    return dict(
+        num_latents=config["num_latents"], num_latent_channels=config["d_latents"],
+        num_blocks=config["num_blocks"], num_self_attention_layers_per_block=config["num_self_attends_per_block"],
+        num_self_attention_heads=config["num_self_attention_heads"],
+        num_cross_attention_heads=config["num_cross_attention_heads"],
+        qk_channels=config.get("qk_channels"), v_channels=config.get("v_channels"),
+        cross_attention_shape_for_attention=config.get("cross_attention_shape_for_attention", "kv"),
+        cross_attention_widening_factor=config.get("cross_attention_widening_factor", 1),
+        self_attention_widening_factor=config.get("self_attention_widening_factor", 1),
+        use_query_residual=config.get("use_query_residual", True),
+        activation={"gelu": "gelu", "gelu_new": "gelu_tanh"}.get(config.get("hidden_act", "gelu"),
+                                                                  config.get("hidden_act")),
+    )
+
+
+def _num_labels(config: dict[str, Any]) -> int:
+    return len(config["id2label"]) if config.get("id2label") else config.get("num_labels", 2)
+
+
+def _image_size(config: dict[str, Any]) -> tuple[int, int]:
+    size = config.get("image_size", 224)
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+_IMAGE_PREPROCESSING = {
+    "PerceiverForImageClassificationFourier": dict(
+        prep_type="pixels", position_encoding="fourier", num_bands=64, max_resolution=(224, 224)),
+    "PerceiverForImageClassificationLearned": dict(
+        prep_type="conv1x1", out_channels=256, position_encoding="trainable", position_channels=256,
+        position_projection_channels=256),
+    "PerceiverForImageClassificationConvProcessing": dict(
+        prep_type="conv", out_channels=64, position_encoding="fourier", num_bands=64, max_resolution=(56, 56)),
+}
+
+
+def _image_classifier(architecture: str, config: dict[str, Any], tensors: CheckpointTensors) -> keras.Model:
+    from zoo.image_classification.model import build_image_classifier
+
+    model = build_image_classifier(
+        image_shape=(*_image_size(config), 3), num_classes=_num_labels(config),
+        name=config.get("_name_or_path", "").replace("/", "_") or "perceiver_io_image_classifier",
+        **_IMAGE_PREPROCESSING[architecture], **encoder_arguments(config),
+    )
+    prep = model.preprocessor
+    if prep.prep_type == "conv1x1":
+        conv = "perceiver.input_preprocessor.convnet_1x1."
+        weights.assign(prep.conv.kernel, tensors[conv + "weight"].transpose(2, 3, 1, 0), conv + "weight")
+        weights.assign(prep.conv.bias, tensors[conv + "bias"], conv + "bias")
+    if prep.prep_type == "conv":
+        conv, norm = prep.stem[1], prep.stem[2]
+        name = "perceiver.input_preprocessor.convnet."
+        weights.assign(conv.kernel, tensors[name + "conv.weight"].transpose(2, 3, 1, 0), name + "conv.weight")
+        for ours, theirs in ((norm.gamma, "weight"), (norm.beta, "bias"), (norm.moving_mean, "running_mean"),
+                             (norm.moving_variance, "running_var")):
+            weights.assign(ours, tensors[name + "batchnorm." + theirs], name + "batchnorm." + theirs)
+        tensors.used.add(name + "batchnorm.num_batches_tracked")
+    if prep.position_encoding == "trainable":
+        name = "perceiver.input_preprocessor."
+        weights.load_trainable_position_encoding(prep.positions, tensors, name + "position_embeddings.")
+        weights.load_dense(prep.positions.projection, tensors, name + "positions_projection.")
+    weights.load_encoder(model.encoder, tensors, "perceiver.")
+    weights.load_decoder(model.decoder, tensors, "perceiver.decoder.decoder.")
+    weights.load_trainable_position_encoding(
+        model.query, tensors, "perceiver.decoder.decoder.output_position_encodings."
+    )
+    return model
+
+
+# Architecture (config.json "architectures") -> function(architecture, config, tensors) -> model.
+CONVERTERS: dict[str, Callable[[str, dict[str, Any], CheckpointTensors], keras.Model]] = {
+    name: _image_classifier for name in _IMAGE_PREPROCESSING
+}
+
+
+def from_transformers(path: str | os.PathLike) -> keras.Model:
+    """Builds our Keras model for a transformers Perceiver checkpoint folder and loads its weights.
+
+    Args:
+        path: a folder written by `save_pretrained` (config.json + model.safetensors or
+            pytorch_model.bin), e.g. a local copy of deepmind/vision-perceiver-fourier.
+
+    Returns:
+        The Keras model (channels-last inputs), weights loaded; every checkpoint tensor is used.
+
+    Raises:
+        FileNotFoundError: the folder, config.json or the weights file is missing.
+        ValueError: another architecture, a corrupt file, or tensors that do not fit.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Checkpoint folder not found: {folder}")
+    config = read_config(folder)
+    architectures = config.get("architectures") or []
+    supported = [a for a in architectures if a in CONVERTERS]
+    if not supported:
+        raise ValueError(
+            f"Unsupported Perceiver head. Expected one of: {', '.join(sorted(CONVERTERS))}. "
+            f"Received: architectures={architectures}"
+        )
+    tensors = read_tensors(folder)
+    model = CONVERTERS[supported[0]](supported[0], config, tensors)
+    unused = [name for name in tensors.unused() if not name.endswith("num_batches_tracked")]
+    if unused:
+        raise ValueError(f"{tensors.source} has tensors this architecture does not use: {unused[:10]}")
+    return model
