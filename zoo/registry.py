@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -74,18 +75,19 @@ def get_preset(name: str) -> Preset:
     return _PRESETS[name]
 
 
-def create_model(name: str, **overrides: Any) -> keras.Model:
+def create_model(preset_name: str, /, **overrides: Any) -> keras.Model:
     """Builds the preset's model; keyword arguments override its builder arguments.
 
     Example:
     >>> model = create_model("perceiver_io_digits", num_blocks=1)
     """
-    preset = get_preset(name)
-    unknown = sorted(set(overrides) - set(preset.config) - {"name"})
+    preset = get_preset(preset_name)
+    accepted = set(inspect.signature(preset.builder).parameters)
+    unknown = sorted(set(overrides) - accepted)
     if unknown:
         raise ValueError(
-            f"Unknown argument(s) {unknown} for preset '{name}'. Expected some of: {sorted(preset.config)}"
+            f"Unknown argument(s) {unknown} for preset '{preset_name}'. Expected some of: {sorted(accepted)}"
         )
     config = {**preset.config, **overrides}
-    config.setdefault("name", name)
+    config.setdefault("name", preset_name)
     return preset.builder(**config)

@@ -87,12 +87,12 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         raise ValueError(f"Preset '{preset_name}' belongs to task '{preset.task}'. Received: task={task!r}")
     task_obj = registry.get_task(task)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     resumed = _open_run(out, overwrite)
     if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
         model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
     model_overrides = dict(model_overrides or {})
     options = training_options(preset, **option_overrides)
+    out.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(options["seed"])
     previous_policy = keras.mixed_precision.global_policy()
