@@ -90,7 +90,7 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any]
     if source.is_dir():
         run = _read_run(source)
         _import_all(run.get("imports", []))
-        model = keras.saving.load_model(source / "model.keras")
+        model = keras.saving.load_model(source / "model.keras", compile=False)
         data = _build_data(run)
         return model, data.get("calibration"), data.get("eval")
     if source.suffix != ".keras" or not source.is_file():
@@ -100,7 +100,7 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any]
     if args.eval_data is None and args.calibration_data is None:
         raise ValueError("A .keras source needs --eval-data (and --calibration-data for int8).")
     _import_all([])
-    model = keras.saving.load_model(source)
+    model = keras.saving.load_model(source, compile=False)
     calibration = _read_npz(args.calibration_data)[0] if args.calibration_data else None
     evaluation = _read_npz(args.eval_data) if args.eval_data else None
     return model, calibration, evaluation

@@ -19,7 +19,8 @@ class ImagePreprocessor(keras.layers.Layer):
     - "pixels": every pixel is an input (M = H W).
     - "conv1x1": a 1x1 convolution to `out_channels` first.
     - "conv": the paper's conv stem, a 7x7 stride-2 convolution (no bias; symmetric zero
-      padding of 3, as the reference), batch norm, ReLU and a 3x3 stride-2 max-pool.
+      padding of 3, as the reference), batch norm, ReLU and a 3x3 stride-2 max-pool. Kernel,
+      stride and pool are arguments, so small images can use e.g. a 3x3 stride-1 stem, no pool.
       `pool_padding="valid"` matches transformers' port (224 -> 55x55); "same" gives DeepMind's
       56x56.
     Then position features, concatenated (or added) per position: Fourier features over the
@@ -35,6 +36,9 @@ class ImagePreprocessor(keras.layers.Layer):
         position_projection_channels: optional int, project the position features.
         concat_or_add_pos: "concat" or "add".
         pool_padding: "valid" or "same", the conv stem's max-pool padding.
+        conv_kernel_size: int, the conv stem's kernel (7); padded by kernel // 2 on each side.
+        conv_strides: int, the conv stem's stride (2).
+        pool_size: int or None, the conv stem's max-pool window (3, stride 2); None: no pool.
 
     Call arguments:
         inputs: images (B, H, W, C). training: bool (batch norm).
@@ -49,7 +53,8 @@ class ImagePreprocessor(keras.layers.Layer):
 
     def __init__(self, prep_type="pixels", out_channels=64, position_encoding="fourier", num_bands=64,
                  max_resolution=None, position_channels=256, position_projection_channels=None,
-                 concat_or_add_pos="concat", pool_padding="valid", **kwargs):
+                 concat_or_add_pos="concat", pool_padding="valid", conv_kernel_size=7, conv_strides=2,
+                 pool_size=3, **kwargs):
         super().__init__(**kwargs)
         self.prep_type = _checks.one_of("prep_type", prep_type, PREP_TYPES)
         self.out_channels = _checks.positive_int("out_channels", out_channels)
@@ -64,6 +69,9 @@ class ImagePreprocessor(keras.layers.Layer):
         )
         self.concat_or_add_pos = _checks.one_of("concat_or_add_pos", concat_or_add_pos, ("concat", "add"))
         self.pool_padding = _checks.one_of("pool_padding", pool_padding, ("valid", "same"))
+        self.conv_kernel_size = _checks.positive_int("conv_kernel_size", conv_kernel_size)
+        self.conv_strides = _checks.positive_int("conv_strides", conv_strides)
+        self.pool_size = _checks.positive_int("pool_size", pool_size, allow_none=True)
 
     def build(self, inputs_shape):
         _checks.tensor_shape(self.name, "inputs", inputs_shape, 4)
@@ -76,13 +84,15 @@ class ImagePreprocessor(keras.layers.Layer):
             self.conv = keras.layers.Conv2D(self.out_channels, 1, kernel_initializer=init, name="conv")
         elif self.prep_type == "conv":
             self.stem = [
-                keras.layers.ZeroPadding2D(3, name="stem_padding"),
-                keras.layers.Conv2D(self.out_channels, 7, strides=2, use_bias=False, kernel_initializer=init,
-                                    name="conv"),
+                keras.layers.ZeroPadding2D(self.conv_kernel_size // 2, name="stem_padding"),
+                keras.layers.Conv2D(self.out_channels, self.conv_kernel_size, strides=self.conv_strides,
+                                    use_bias=False, kernel_initializer=init, name="conv"),
                 keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="batch_norm"),
                 keras.layers.ReLU(name="relu"),
-                keras.layers.MaxPooling2D(3, strides=2, padding=self.pool_padding, name="max_pool"),
             ]
+            if self.pool_size:
+                self.stem.append(keras.layers.MaxPooling2D(self.pool_size, strides=2, padding=self.pool_padding,
+                                                           name="max_pool"))
         for layer in getattr(self, "stem", [getattr(self, "conv", None)]):
             if layer is not None:
                 layer.build((None, *feature_shape))
@@ -145,6 +155,7 @@ class ImagePreprocessor(keras.layers.Layer):
             position_channels=self.position_channels,
             position_projection_channels=self.position_projection_channels,
             concat_or_add_pos=self.concat_or_add_pos, pool_padding=self.pool_padding,
+            conv_kernel_size=self.conv_kernel_size, conv_strides=self.conv_strides, pool_size=self.pool_size,
         )
         return config
 

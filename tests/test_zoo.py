@@ -99,3 +99,13 @@ def test_cli_list_and_errors(capsys):
         cli.main(["train", "image_classification", "--preset", "digits", "--out", "/tmp/x", "--precision", "fp8"])
     with pytest.raises(FileNotFoundError, match="run.json is missing"):
         training.load_run("/nonexistent")
+
+
+def test_mixed_bfloat16_and_xla_training_run(tmp_path):
+    run = training.train("image_classification", "digits", tmp_path / "bf16", model_overrides=_TINY, epochs=1,
+                         batch_size=32, take=128, precision="mixed_bfloat16", jit_compile=True,
+                         tensorboard=False, verbose=0)
+    assert run["status"] == "finished" and run["options"]["precision"] == "mixed_bfloat16"
+    model, _ = training.load_run(tmp_path / "bf16")
+    assert model.encoder.compute_dtype == "bfloat16" and model.encoder.latents.dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after training

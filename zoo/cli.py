@@ -19,6 +19,7 @@ _TRAIN_OPTIONS = {  # flag -> (type, help)
     "schedule": (str, "flat_cosine or constant"),
     "warmup_epochs": (int, "linear warm-up epochs"),
     "label_smoothing": (float, "label smoothing of the cross-entropy"),
+    "ema_momentum": (float, "keep an exponential moving average of the weights (e.g. 0.99)"),
     "precision": (str, "float32, mixed_bfloat16 or mixed_float16"),
     "seed": (int, "random seed"),
     "steps_per_epoch": (int, "cap on steps per epoch"),

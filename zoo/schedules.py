@@ -59,8 +59,14 @@ OPTIMIZERS = ("lamb", "adamw")
 
 
 def make_optimizer(model: keras.Model, name: str, learning_rate: float, weight_decay: float, schedule: str,
-                   total_steps: int, warmup_steps: int = 0) -> keras.optimizers.Optimizer:
-    """LAMB or AdamW with the chosen schedule ("flat_cosine" or "constant"), decay skipping no-decay variables."""
+                   total_steps: int, warmup_steps: int = 0, ema_momentum: float | None = None
+                   ) -> keras.optimizers.Optimizer:
+    """LAMB or AdamW with the chosen schedule ("flat_cosine" or "constant"), decay skipping no-decay variables.
+
+    With `ema_momentum`, the optimizer keeps an exponential moving average of the weights, which
+    `fit` swaps into the model when it ends.
+    """
+    ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
     if schedule == "flat_cosine":
         lr = FlatCosineSchedule(learning_rate, total_steps, warmup_steps)
     elif schedule == "constant":
@@ -68,9 +74,9 @@ def make_optimizer(model: keras.Model, name: str, learning_rate: float, weight_d
     else:
         raise ValueError(f"Unknown schedule. Expected one of ['constant', 'flat_cosine']. Received: schedule={schedule!r}")
     if name == "lamb":
-        optimizer = keras.optimizers.Lamb(learning_rate=lr, weight_decay=weight_decay or None)
+        optimizer = keras.optimizers.Lamb(learning_rate=lr, weight_decay=weight_decay or None, **ema)
     elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+        optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay, **ema)
     else:
         raise ValueError(f"Unknown optimizer. Expected one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
     if weight_decay:

@@ -76,8 +76,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         overwrite: allow training into a directory that holds a finished run.
         verbose: Keras' verbosity (the progress bar by default).
         **option_overrides: training options (epochs, batch_size, optimizer, learning_rate,
-            weight_decay, schedule, warmup_epochs, label_smoothing, precision, jit_compile,
-            seed, steps_per_epoch, rand_augment, mixup, cutmix, data_dir, manual_dir, take).
+            weight_decay, schedule, warmup_epochs, ema_momentum, label_smoothing, precision,
+            jit_compile, seed, steps_per_epoch, augment, rand_augment, mixup, cutmix, data_dir,
+            manual_dir, take, tensorboard).
 
     Returns:
         The final run.json contents.
@@ -108,13 +109,14 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
             optimizer=make_optimizer(model, options["optimizer"], options["learning_rate"],
                                      options.get("weight_decay", 0.0), options["schedule"],
                                      total_steps=steps * options["epochs"],
-                                     warmup_steps=steps * options["warmup_epochs"]),
+                                     warmup_steps=steps * options["warmup_epochs"],
+                                     ema_momentum=options.get("ema_momentum")),
             loss=task_obj.loss(options), metrics=task_obj.metrics(), jit_compile=options.get("jit_compile", "auto"),
         )
         run = {
             "task": task, "preset": preset_name, "model_overrides": model_overrides, "options": options,
             "parameter_count": model.count_params(), "status": "running",
-            "data": task_obj.export_data(preset, options), "imports": ["perceiver_keras", "zoo"],
+            "data": task_obj.export_data(preset, options), "imports": ["perceiver_keras", "zoo.schedules"],
             "started": resumed["started"] if resumed else time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         write_json(out / "run.json", run)
@@ -147,7 +149,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} is not a finished run directory: {path.name} is missing.")
     run = json.loads(run_file.read_text())
-    return keras.saving.load_model(model_file), run
+    return keras.saving.load_model(model_file, compile=False), run
 
 
 def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[str, float]:

@@ -137,6 +137,7 @@ def make_dataset(
     drop_remainder: bool | None = None,
     repeat: bool = False,
     take: int | None = None,
+    augment_geometry: bool = True,
 ) -> tf.data.Dataset:
     """Builds the batched input pipeline of an image-classification dataset.
 
@@ -164,6 +165,8 @@ def make_dataset(
         drop_remainder: drop the last partial batch; defaults to `training`.
         repeat: repeat indefinitely (pass `steps_per_epoch` to `fit`).
         take: keep only the first `take` examples of the split (before shuffling).
+        augment_geometry: with `training`, apply the dataset's default crop/shift/flip; False
+            keeps only the shuffling (and the optional RandAugment/MixUp/CutMix).
 
     Returns:
         A dataset of `(images, labels)`: float32 (B, H, W, C) and int32 (B,) or float32 one-hot
@@ -196,7 +199,7 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
 
-    preprocess = _make_preprocess(info, image_size, training, rand_augment, seed)
+    preprocess = _make_preprocess(info, image_size, training, rand_augment, seed, augment_geometry)
     if training:
         # One stateless seed per example; a different stream every epoch, reproducible given seed.
         ds = tf.data.Dataset.zip((ds, _seeds(seed)))
@@ -309,12 +312,13 @@ def _seeds(seed: int | None) -> tf.data.Dataset:
 
 
 def _make_preprocess(
-    info: DatasetInfo, image_size: int, training: bool, rand_augment: bool, seed: int | None
+    info: DatasetInfo, image_size: int, training: bool, rand_augment: bool, seed: int | None,
+    augment_geometry: bool = True,
 ) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
     """Returns `fn(image, label[, example_seed]) -> (normalised float32 image, label)`."""
     mean, std = NORMALIZATION[info.name]
     pixel_max = _PIXEL_MAX.get(info.name, 255.0)
-    shift, flip = _SHIFT_AND_FLIP.get(info.name, (0, True))
+    shift, flip = _SHIFT_AND_FLIP.get(info.name, (0, True)) if augment_geometry else (0, False)
     rand_augment_layer = None
     if training and rand_augment:
         rand_augment_layer = keras.layers.RandAugment(value_range=(0, 1), seed=seed)

@@ -27,6 +27,9 @@ def build_image_classifier(
     position_channels: int = 256,
     position_projection_channels: int | None = None,
     pool_padding: str = "valid",
+    conv_kernel_size: int = 7,
+    conv_strides: int = 2,
+    pool_size: int | None = 3,
     num_latents: int = 512,
     num_latent_channels: int = 1024,
     num_blocks: int = 8,
@@ -62,6 +65,7 @@ def build_image_classifier(
             prep_type=prep_type, out_channels=out_channels, position_encoding=position_encoding,
             num_bands=num_bands, max_resolution=max_resolution, position_channels=position_channels,
             position_projection_channels=position_projection_channels, pool_padding=pool_padding,
+            conv_kernel_size=conv_kernel_size, conv_strides=conv_strides, pool_size=pool_size,
             name="image_preprocessor",
         ),
         encoder=PerceiverEncoder(

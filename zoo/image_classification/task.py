@@ -24,7 +24,8 @@ class ImageClassificationTask:
         train = data.make_dataset(
             dataset, "train", batch_size=batch_size, training=True, seed=seed,
             rand_augment=options.get("rand_augment", False), mixup=options.get("mixup", 0.0),
-            cutmix=options.get("cutmix", 0.0), take=options.get("take"), **common,
+            cutmix=options.get("cutmix", 0.0), take=options.get("take"),
+            augment_geometry=options.get("augment", True), **common,
         )
         test = data.make_dataset(dataset, "test", batch_size=batch_size, **common)
         return train, test
