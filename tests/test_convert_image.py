@@ -48,6 +48,7 @@ def test_from_transformers_matches_reference(head, tmp_path):
     logits = keras.ops.convert_to_numpy(model(images, training=False))
     assert logits.shape == (3, 5)
     assert np.abs(expected[0] - expected[1]).max() > 100 * TOLERANCE  # outputs depend on the image
+    print(f"{head}: logits max abs diff {np.abs(logits - expected).max():.2e}")  # shown with pytest -s
     np.testing.assert_allclose(logits, expected, atol=TOLERANCE, rtol=0)
     assert model.count_params() - _non_trainable(model) == sum(p.numel() for p in reference.parameters())
 

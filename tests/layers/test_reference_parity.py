@@ -101,6 +101,7 @@ def test_matches_transformers_perceiver_model(case_name, masked):
     latents = keras.ops.convert_to_numpy(model.encoder(inputs, input_mask=mask))
     assert outputs.shape == (BATCH, QUERIES, OUTPUTS)
     np.testing.assert_allclose(latents, expected.last_hidden_state.numpy(), atol=TOLERANCE, rtol=0)
+    print(f"{case_name} masked={masked}: max abs diff {np.abs(outputs - expected.logits.numpy()).max():.2e}")
     np.testing.assert_allclose(outputs, expected.logits.numpy(), atol=TOLERANCE, rtol=0)
     # The mask must matter, or the masked case proves nothing.
     if masked:

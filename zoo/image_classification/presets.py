@@ -38,8 +38,8 @@ _PRESETS = {
     ),
     "digits": (
         # A 3x3 conv stem (stride 1, no pool) gives local stroke features; pixels + Fourier
-        # features alone overfit these 1,437 images (about 94% test accuracy).
-        dict(image_shape=(8, 8, 1), num_classes=10, prep_type="conv", out_channels=32, conv_kernel_size=3,
+        # features alone overfit these 1,437 images (about 94% test accuracy); MixUp regularises.
+        dict(image_shape=(8, 8, 1), num_classes=10, prep_type="conv", out_channels=64, conv_kernel_size=3,
              conv_strides=1, pool_size=None, num_bands=4, num_latents=32, num_latent_channels=64,
              num_blocks=2, num_self_attention_layers_per_block=2, num_cross_attention_heads=1,
              num_self_attention_heads=4, self_attention_widening_factor=2, cross_attention_widening_factor=2,
@@ -47,7 +47,7 @@ _PRESETS = {
         dict(dataset="digits", num_classes=10, input_shape=(8, 8, 1), normalization="digits",
              description="scikit-learn's 8x8 digits, offline: the project's default.",
              training=dict(epochs=40, batch_size=64, optimizer="adamw", learning_rate=2e-3, weight_decay=5e-2,
-                           schedule="flat_cosine", label_smoothing=0.1, augment=False)),
+                           schedule="flat_cosine", label_smoothing=0.1, augment=False, mixup=0.2)),
     ),
     "mnist": (
         dict(image_shape=(28, 28, 1), num_classes=10, num_bands=16, num_latents=64, num_latent_channels=128,
