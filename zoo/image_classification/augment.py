@@ -128,8 +128,9 @@ class BatchMixer:
     """
 
     def __init__(self, mixup: float = 0.0, cutmix: float = 0.0, seed: int | None = None):
-        self.mixup = keras.layers.MixUp(alpha=mixup, seed=seed) if mixup > 0 else None
-        self.cutmix = keras.layers.CutMix(factor=cutmix, seed=seed) if cutmix > 0 else None
+        # float32 always: the pipeline must not follow a mixed-precision global policy.
+        self.mixup = keras.layers.MixUp(alpha=mixup, seed=seed, dtype="float32") if mixup > 0 else None
+        self.cutmix = keras.layers.CutMix(factor=cutmix, seed=seed, dtype="float32") if cutmix > 0 else None
 
     def __call__(
         self, images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor

@@ -321,7 +321,7 @@ def _make_preprocess(
     shift, flip = _SHIFT_AND_FLIP.get(info.name, (0, True)) if augment_geometry else (0, False)
     rand_augment_layer = None
     if training and rand_augment:
-        rand_augment_layer = keras.layers.RandAugment(value_range=(0, 1), seed=seed)
+        rand_augment_layer = keras.layers.RandAugment(value_range=(0, 1), seed=seed, dtype="float32")
 
     def preprocess(image, label, example_seed=None):
         if info.image_shape[0] is None:  # ImageNet: JPEG bytes.
