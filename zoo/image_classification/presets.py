@@ -57,23 +57,18 @@ _PRESETS = {
              training=dict(epochs=10, batch_size=128, optimizer="lamb", learning_rate=2e-3, weight_decay=1e-2,
                            schedule="flat_cosine", label_smoothing=0.1)),
     ),
-    "cifar10": (
-        dict(image_shape=(32, 32, 3), num_classes=10, num_bands=16, num_latents=128, num_latent_channels=256,
-             num_blocks=4, num_self_attention_layers_per_block=2, num_self_attention_heads=8,
-             self_attention_widening_factor=2, cross_attention_widening_factor=2),
-        dict(dataset="cifar10", num_classes=10, input_shape=(32, 32, 3), normalization="cifar10",
-             training=dict(epochs=100, batch_size=128, optimizer="lamb", learning_rate=2e-3, weight_decay=5e-2,
-                           schedule="flat_cosine", label_smoothing=0.1)),
-    ),
-    "cifar100": (
-        dict(image_shape=(32, 32, 3), num_classes=100, num_bands=16, num_latents=128, num_latent_channels=256,
-             num_blocks=4, num_self_attention_layers_per_block=2, num_self_attention_heads=8,
-             self_attention_widening_factor=2, cross_attention_widening_factor=2),
-        dict(dataset="cifar100", num_classes=100, input_shape=(32, 32, 3), normalization="cifar100",
-             training=dict(epochs=100, batch_size=128, optimizer="lamb", learning_rate=2e-3, weight_decay=5e-2,
-                           schedule="flat_cosine", label_smoothing=0.1)),
-    ),
 }
+
+# CIFAR-10 and CIFAR-100 share the architecture and the recipe; only the classes differ.
+for _classes in (10, 100):
+    _PRESETS[f"cifar{_classes}"] = (
+        dict(image_shape=(32, 32, 3), num_classes=_classes, num_bands=16, num_latents=128, num_latent_channels=256,
+             num_blocks=4, num_self_attention_layers_per_block=2, num_self_attention_heads=8,
+             self_attention_widening_factor=2, cross_attention_widening_factor=2),
+        dict(dataset=f"cifar{_classes}", num_classes=_classes, input_shape=(32, 32, 3), normalization=f"cifar{_classes}",
+             training=dict(epochs=100, batch_size=128, optimizer="lamb", learning_rate=2e-3, weight_decay=5e-2,
+                           schedule="flat_cosine", label_smoothing=0.1)),
+    )
 
 for _name, (_config, _metadata) in _PRESETS.items():
     register_preset(Preset(_name, "image_classification", build_image_classifier, _config, _metadata))
