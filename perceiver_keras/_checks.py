@@ -59,7 +59,7 @@ def tensor_shape(layer, arg, shape, rank, channels=None, length=None):
             f"Layer '{layer}' expected `{arg}` with {channels} channels on its last axis. "
             f"Received: {arg}.shape={shape}"
         )
-    if length is not None and shape[1] is not None and length is not None and shape[1] != length:
+    if length is not None and shape[1] is not None and shape[1] != length:
         raise ValueError(
             f"Layer '{layer}' expected `{arg}` of length {length} on axis 1. Received: {arg}.shape={shape}"
         )
