@@ -66,11 +66,11 @@ class ServingSignature:
             for name, value in feed.items()
         }
 
-    def with_static_shapes(self, example: Mapping[str, np.ndarray]) -> ServingSignature:
-        """Fixes the batch to 1 and every other unknown dimension to the example's size."""
+    def with_static_shapes(self, example: Mapping[str, np.ndarray], batch_size: int = 1) -> ServingSignature:
+        """Fixes the batch to `batch_size` and every other unknown dimension to the example's size."""
         specs = {}
         for name, spec in self.specs.items():
-            dims = [1] + [
+            dims = [batch_size] + [
                 dim if dim is not None else example[name].shape[axis + 1]
                 for axis, dim in enumerate(spec.shape.as_list()[1:])
             ]

@@ -17,7 +17,7 @@ class TFLiteRunner:
 
     Float inputs of a quantized signature are quantized with the input tensor's scale and zero
     point, and quantized outputs are dequantized, so callers always see the Keras dtypes. A model
-    with a static batch is run one sample at a time; a dynamic-batch one in chunks of `batch_size`
+    with a static batch is run that many samples at a time; a dynamic-batch one in chunks of `batch_size`
     (the signature runner resizes its inputs before every call).
 
     Args:
@@ -37,8 +37,8 @@ class TFLiteRunner:
         self.runner = self.interpreter.get_signature_runner(signature_name)
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
-        static = any(int(d["shape_signature"][0]) == 1 for d in self.inputs.values())
-        self.batch_size = 1 if static else batch_size
+        static = [int(d["shape_signature"][0]) for d in self.inputs.values() if d["shape_signature"][0] != -1]
+        self.batch_size = static[0] if static else batch_size
 
     def quantize(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Casts named inputs to the input tensors' dtypes, quantizing float values if needed."""

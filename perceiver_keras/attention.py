@@ -22,6 +22,9 @@ class PerceiverAttention(keras.layers.Layer):
         dropout: float, dropout on the attention probabilities.
         use_bias: bool, biases in the projections.
         kernel_initializer: initializer of the projection kernels.
+        fold_projections: bool, fold the key/value projections into the queries and the
+            attention probabilities where that takes fewer operations (narrow, many inputs);
+            the same function and weights, computed in another order.
 
     Call arguments:
         query: tensor (B, O, Cq).
@@ -40,8 +43,9 @@ class PerceiverAttention(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, qk_channels=None, v_channels=None, output_channels=None, dropout=0.0,
-                 use_bias=True, kernel_initializer=None, **kwargs):
+                 use_bias=True, kernel_initializer=None, fold_projections=True, **kwargs):
         super().__init__(**kwargs)
+        self.fold_projections = bool(fold_projections)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.qk_channels = _checks.positive_int("qk_channels", qk_channels, allow_none=True)
         self.v_channels = _checks.positive_int("v_channels", v_channels, allow_none=True)
@@ -89,10 +93,15 @@ class PerceiverAttention(keras.layers.Layer):
         _checks.mask_shape(self.name, "key_mask", key_mask, key_value, "key_value")
         _checks.mask_shape(self.name, "query_mask", query_mask, query, "query")
         scale = float(self._qk // self.num_heads) ** -0.5
+        fold_keys, fold_values = self._folding(query.shape[1], key_value.shape[1])
         q = self._split_heads(self.query_dense(query), self._qk)  # (B, H, O, dqk)
-        k = self._split_heads(self.key_dense(key_value), self._qk)  # (B, H, M, dqk)
-        v = self._split_heads(self.value_dense(key_value), self._v)  # (B, H, M, dv)
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * ops.cast(scale, q.dtype)
+        if fold_keys:
+            scores = self._folded_scores(q, key_value)
+        else:
+            k = self._split_heads(self.key_dense(key_value), self._qk)  # (B, H, M, dqk)
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        scores = scores * ops.cast(scale, scores.dtype)
+        keep = None
         if key_mask is not None:
             keep = ops.cast(key_mask, scores.dtype)[:, None, None, :]
             # A large finite negative, not -inf: a fully masked row then stays finite and is
@@ -100,10 +109,16 @@ class PerceiverAttention(keras.layers.Layer):
             very_negative = -1e9 if keras.backend.standardize_dtype(scores.dtype) == "float32" else -3e4
             scores = scores + (1.0 - keep) * ops.cast(very_negative, scores.dtype)
         probs = ops.softmax(scores, axis=-1)
-        if key_mask is not None:
+        if keep is not None:
             probs = probs * keep
         probs = self.attention_dropout(probs, training=training)
-        context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))  # (B, O, H, dv)
+        if fold_values:
+            exact_sums = keep is not None or (training and self.dropout > 0)
+            context = self._folded_context(probs, key_value, exact_sums)
+        else:
+            v = self._split_heads(self.value_dense(key_value), self._v)  # (B, H, M, dv)
+            context = ops.matmul(probs, v)  # (B, H, O, dv)
+        context = ops.transpose(context, (0, 2, 1, 3))  # (B, O, H, dv)
         shape = ops.shape(context)
         output = self.output_dense(ops.reshape(context, (shape[0], shape[1], self._v)))
         if query_mask is not None:
@@ -111,6 +126,55 @@ class PerceiverAttention(keras.layers.Layer):
         if return_attention_scores:
             return output, probs
         return output
+
+    def _folding(self, num_queries, num_keys):
+        """Whether to fold the key and/or value projection into the queries / the probabilities.
+
+        (X Wk + bk) q = X (Wk q) + bk q: scores can be taken against the raw inputs X (M, Ckv)
+        after mapping each query into input space (bk q is one number per query). Likewise P (X Wv + bv) = (P X) Wv + rowsum(P) bv.
+        When the inputs are narrow (Ckv small) and many (M large), as in the image encoders'
+        cross-attention (261 channels against 1,024-wide keys), this skips the (M, qk) and (M, v)
+        projections; it is the same function with the same weights. Per key, folding costs
+        H * O * Ckv multiply-adds against Ckv * qk + O * qk for the projection plus product.
+        """
+        if not self.fold_projections or num_queries is None:
+            return False, False
+        dense_layers = (self.key_dense, self.value_dense)
+        if any(getattr(layer, "quantization_mode", None) for layer in dense_layers):
+            return False, False
+        folded = self.num_heads * num_queries * self._kv_channels
+        fold_keys = folded < self._kv_channels * self._qk + num_queries * self._qk
+        fold_values = folded < self._kv_channels * self._v + num_queries * self._v
+        return fold_keys, fold_values
+
+    def _folded_scores(self, q, key_value):
+        batch, heads, num_queries = ops.shape(q)[0], self.num_heads, ops.shape(q)[2]
+        kernel = ops.cast(self.key_dense.kernel, q.dtype)  # (Ckv, qk)
+        kernel = ops.reshape(kernel, (self._kv_channels, heads, self._qk // heads))
+        q_in = ops.einsum("bhod,chd->bhoc", q, kernel)  # queries in input space
+        q_in = ops.reshape(q_in, (batch, heads * num_queries, self._kv_channels))
+        scores = ops.einsum("bnc,bmc->bnm", q_in, ops.cast(key_value, q.dtype))
+        scores = ops.reshape(scores, (batch, heads, num_queries, -1))
+        if self.use_bias:
+            # q . bk is the same for every key, so the softmax ignores it; it is added anyway so the
+            # bias keeps its (zero) gradient and the scores equal the unfolded ones.
+            bias = ops.reshape(ops.cast(self.key_dense.bias, q.dtype), (heads, self._qk // heads))
+            scores = scores + ops.einsum("bhod,hd->bho", q, bias)[..., None]
+        return scores
+
+    def _folded_context(self, probs, key_value, exact_sums):
+        batch, heads, num_queries = ops.shape(probs)[0], self.num_heads, ops.shape(probs)[2]
+        flat = ops.reshape(probs, (batch, heads * num_queries, -1))
+        mixed = ops.matmul(flat, ops.cast(key_value, probs.dtype))  # (B, H*O, Ckv)
+        mixed = ops.reshape(mixed, (batch, heads, num_queries, self._kv_channels))
+        kernel = ops.cast(self.value_dense.kernel, probs.dtype)
+        kernel = ops.reshape(kernel, (self._kv_channels, heads, self._v // heads))
+        context = ops.einsum("bhoc,chd->bhod", mixed, kernel)
+        if self.use_bias:
+            bias = ops.reshape(ops.cast(self.value_dense.bias, probs.dtype), (1, heads, 1, self._v // heads))
+            weight = ops.sum(probs, axis=-1, keepdims=True) if exact_sums else 1.0
+            context = context + weight * bias
+        return context
 
     def compute_output_shape(self, query_shape, key_value_shape, *args, **kwargs):
         return (*query_shape[:-1], self.output_channels or query_shape[-1])
@@ -125,5 +189,6 @@ class PerceiverAttention(keras.layers.Layer):
             dropout=self.dropout,
             use_bias=self.use_bias,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            fold_projections=self.fold_projections,
         )
         return config

@@ -86,3 +86,24 @@ def test_query_mask_zeroes_masked_queries():
     assert np.all(masked[query_mask == 0] == 0.0)
     assert np.all(np.abs(unmasked[query_mask == 0]) > 0.0)
     np.testing.assert_allclose(masked[query_mask == 1], unmasked[query_mask == 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_folded_projections_compute_the_same_function(masked):
+    # Narrow, many inputs (the image cross-attention's case): folding the key and value
+    # projections into the queries and probabilities is taken, and changes nothing but the order.
+    shapes = dict(query=(BATCH, 4, 16), key_value=(BATCH, 40, 3))
+    inputs = random_inputs(1, **shapes)
+    kwargs = dict(num_heads=2, qk_channels=16, v_channels=8, kernel_initializer="zeros")
+    folded = PerceiverAttention(**kwargs, name="attention")
+    plain = PerceiverAttention(**kwargs, fold_projections=False, name="attention")
+    folded(**inputs), plain(**inputs)
+    randomize_weights(folded, seed=3)
+    plain.set_weights(folded.get_weights())
+    assert folded._folding(4, 40) == (True, True) and plain._folding(4, 40) == (False, False)
+    key_mask = (np.random.default_rng(2).random((BATCH, 40)) > 0.4).astype("int32") if masked else None
+    out_folded, probs_folded = folded(**inputs, key_mask=key_mask, return_attention_scores=True)
+    out_plain, probs_plain = plain(**inputs, key_mask=key_mask, return_attention_scores=True)
+    np.testing.assert_allclose(to_numpy(probs_folded), to_numpy(probs_plain), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(out_folded), to_numpy(out_plain), rtol=1e-4, atol=1e-4)
+    assert PerceiverAttention.from_config(plain.get_config()).fold_projections is False

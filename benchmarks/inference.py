@@ -1,0 +1,245 @@
+"""Inference latency, throughput, peak memory and GFLOP/s: ours on every path beside transformers' PyTorch.
+
+Engines (each in its own process, same configuration, same random weights, same inputs):
+- `torch`: transformers' model, float32, eval mode, `torch.inference_mode()`, threads = cores.
+- `keras-tf` / `keras-tf-xla`: our Keras model on TensorFlow through `model.predict_on_batch`
+  after `model.compile(jit_compile=False|True)`, float32; `keras-tf-xla-bf16` under the
+  `mixed_bfloat16` policy.
+- `tflite-float32|float16|dynamic|int8`: our builtin-ops-only .tflite (static batch) in LiteRT with
+  XNNPACK, threads = cores.
+- `keras-jax`: our Keras model on the JAX backend (`predict_on_batch`, jitted).
+Every engine's outputs are compared with the reference's: a fast engine computing something else
+would show up in the `max abs diff` and `top-1` columns.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import harness, models
+
+ENGINES = (
+    "torch", "keras-tf", "keras-tf-xla", "keras-tf-xla-bf16",
+    "tflite-float32", "tflite-float16", "tflite-dynamic", "tflite-int8", "keras-jax",
+)
+SIGNATURE = "serving_default"
+
+
+# --- jobs, run inside `python -m benchmarks.worker` -------------------------------------------------
+
+def matmul_peak_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Float32 GFLOP/s of a 2048^3 matmul in PyTorch and in TensorFlow: the machine's practical peak."""
+    size, result = job.get("size", 2048), {}
+    import torch
+
+    torch.set_num_threads(harness.threads())
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    timing = harness.time_calls(lambda: a @ b, warmup=3, repeats=job.get("repeats", 20))
+    result["torch"] = 2 * size**3 / timing["median_s"] / 1e9
+    import tensorflow as tf
+
+    x, y = tf.random.normal((size, size)), tf.random.normal((size, size))
+    matmul = tf.function(lambda: tf.matmul(x, y))
+    timing = harness.time_calls(lambda: matmul().numpy(), warmup=3, repeats=job.get("repeats", 20))
+    result["tensorflow"] = 2 * size**3 / timing["median_s"] / 1e9
+    return result
+
+
+def prepare_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Writes the reference checkpoint and the inputs; counts the reference's FLOPs."""
+    model, folder = models.get(job["model"]), Path(job["folder"])
+    models.save_reference(model, folder / "reference", seed=0)
+    for batch_size in job["batch_sizes"]:
+        np.save(folder / f"images_{batch_size}.npy", models.images(model, batch_size, seed=batch_size))
+    np.save(folder / "calibration.npy", models.images(model, job.get("num_calibration", 8), seed=1000))
+    return {"flops_per_sample": models.reference_flops(model, 1)}
+
+
+def _timed(job: dict[str, Any], predict, feed) -> dict[str, Any]:
+    """Warm-up (compiles, packs weights), then resets the peak-memory mark and times `predict(feed)`."""
+    before = harness.memory_mib()["rss_mib"]
+    outputs = predict(feed)
+    harness.reset_peak_memory()
+    timing = harness.time_calls(lambda: predict(feed), warmup=job["warmup"] - 1, repeats=job["repeats"])
+    memory = harness.memory_mib()
+    np.save(Path(job["folder"]) / f"outputs_{job['engine']}_{job['batch_size']}.npy", np.asarray(outputs))
+    return {**timing, "loaded_rss_mib": before, "peak_rss_mib": memory["peak_rss_mib"]}
+
+
+def torch_job(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(harness.threads())
+    model = models.get(job["model"])
+    reference = models.load_reference(model, Path(job["folder"]) / "reference")
+    images = np.load(Path(job["folder"]) / f"images_{job['batch_size']}.npy")
+    pixels = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+
+    def predict(x):
+        with torch.inference_mode():
+            return reference(pixel_values=x).logits.numpy()
+
+    return _timed(job, predict, pixels)
+
+
+def keras_job(job: dict[str, Any]) -> dict[str, Any]:
+    import keras
+
+    from zoo.convert import from_transformers
+
+    if job["engine"].endswith("bf16"):
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    model = from_transformers(Path(job["folder"]) / "reference")
+    model.compile(jit_compile=job["engine"] != "keras-tf")
+    images = np.load(Path(job["folder"]) / f"images_{job['batch_size']}.npy")
+    result = _timed(job, lambda x: keras.ops.convert_to_numpy(model.predict_on_batch(x)).astype("float32"), images)
+    return {**result, "backend": keras.backend.backend(), "policy": keras.config.dtype_policy().name}
+
+
+def tflite_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Converts our model to a static-batch .tflite (builtin ops only) and times it with XNNPACK."""
+    from export.signature import signature_of
+    from export.savedmodel import write_saved_model
+    from export.tflite import convert, op_histogram
+    from export.verify import TFLiteRunner
+    from zoo.convert import from_transformers
+
+    folder, quantization = Path(job["folder"]), job["engine"].removeprefix("tflite-")
+    model = from_transformers(folder / "reference")
+    images = np.load(folder / f"images_{job['batch_size']}.npy")
+    signature = signature_of(model)
+    name = signature.names[0]
+    calibration = np.load(folder / "calibration.npy")
+
+    def representative_dataset():
+        for index in range(len(calibration)):
+            yield {name: np.repeat(calibration[index:index + 1], job["batch_size"], axis=0)}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        write_saved_model(model, signature.with_static_shapes({name: images}, job["batch_size"]), Path(scratch), SIGNATURE)
+        flatbuffer = convert(scratch, SIGNATURE, quantization,
+                             representative_dataset=representative_dataset if quantization == "int8" else None)
+    del model
+    runner = TFLiteRunner(flatbuffer, SIGNATURE, num_threads=harness.threads())
+    feed = runner.quantize({name: images})
+
+    def predict(feed):
+        return next(iter(runner.dequantize(runner.runner(**feed)).values()))
+
+    result = _timed(job, predict, feed)
+    ops = op_histogram(flatbuffer)
+    return {**result, "size_mib": len(flatbuffer) / 2**20, "ops": ops}
+
+
+JOBS = {"torch": "torch_job", "keras-jax": "keras_job"}
+
+
+def job_function(engine: str) -> str:
+    if engine.startswith("tflite-"):
+        return "tflite_job"
+    return JOBS.get(engine, "keras_job")
+
+
+# --- the run, in the parent process ---------------------------------------------------------------
+
+def _compare(folder: Path, engine: str, batch_size: int) -> dict[str, float]:
+    expected = np.load(folder / f"outputs_torch_{batch_size}.npy")
+    actual = np.load(folder / f"outputs_{engine}_{batch_size}.npy")
+    return {"max_abs_diff": float(np.max(np.abs(expected - actual))),
+            "top1_agreement": float(np.mean(expected.argmax(-1) == actual.argmax(-1)))}
+
+
+def measure(model_names, batch_sizes, engines, *, warmup: int, repeats: int,
+            timeout_s: float = 3600, log=print) -> dict[str, Any]:
+    """Runs every (model, batch size, engine) job; returns the raw results."""
+    peak = harness.run_worker({"run": "benchmarks.inference:matmul_peak_job"}, timeout_s)
+    log(f"matmul peak: {peak}")
+    results = {"matmul_peak": peak, "models": {}}
+    for name in model_names:
+        with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as scratch:
+            prepared = harness.run_worker({"run": "benchmarks.inference:prepare_job", "model": name,
+                                           "folder": scratch, "batch_sizes": list(batch_sizes)}, timeout_s)
+            if "error" in prepared:
+                raise RuntimeError(f"Could not prepare {name}: {prepared['error']}")
+            rows = results["models"][name] = {"flops_per_sample": prepared["flops_per_sample"], "runs": []}
+            for batch_size in batch_sizes:
+                for engine in ("torch", *[e for e in engines if e != "torch"]):
+                    job = {"run": f"benchmarks.inference:{job_function(engine)}", "model": name,
+                           "folder": scratch, "engine": engine, "batch_size": batch_size,
+                           "warmup": warmup, "repeats": repeats}
+                    backend = "jax" if engine == "keras-jax" else "tensorflow"
+                    result = harness.run_worker(job, timeout_s, backend=backend)
+                    if "error" not in result and engine != "torch":
+                        result.update(_compare(Path(scratch), engine, batch_size))
+                    rows["runs"].append({"engine": engine, "batch_size": batch_size, **result})
+                    log(f"{name} b{batch_size} {engine}: "
+                        f"{result.get('median_s', result.get('error'))}")
+    return results
+
+
+def _peak_gflops(results: dict[str, Any]) -> float:
+    peaks = [v for v in results["matmul_peak"].values() if isinstance(v, float)]
+    return max(peaks) if peaks else float("nan")
+
+
+def table(results: dict[str, Any]) -> str:
+    columns = ["model", "batch", "engine", "median latency (ms)", "throughput (img/s)", "GFLOP/s",
+               "% of matmul peak", "speed-up vs torch", "peak RSS (MiB)", "RSS vs torch", "max abs diff",
+               "top-1 agree"]
+    rows, peak = [], _peak_gflops(results)
+    for name, entry in results["models"].items():
+        reference = {r["batch_size"]: r for r in entry["runs"] if r["engine"] == "torch"}
+        for run in entry["runs"]:
+            if "error" in run:
+                rows.append([name, run["batch_size"], run["engine"], f"failed: {run['error']}"] + [None] * 8)
+                continue
+            torch_run = reference.get(run["batch_size"], {})
+            gflops = entry["flops_per_sample"] * run["batch_size"] / run["median_s"] / 1e9
+            rows.append([
+                name, run["batch_size"], run["engine"], run["median_s"] * 1e3, run["batch_size"] / run["median_s"],
+                gflops, 100 * gflops / peak,
+                torch_run.get("median_s", float("nan")) / run["median_s"] if "median_s" in torch_run else None,
+                run["peak_rss_mib"],
+                run["peak_rss_mib"] / torch_run["peak_rss_mib"] if "peak_rss_mib" in torch_run else None,
+                run.get("max_abs_diff"), run.get("top1_agreement"),
+            ])
+    return harness.markdown_table(columns, rows)
+
+
+TARGETS = (  # (what, engines, minimum speed-up over torch float32)
+    ("Keras/TF float32, batch 1", ("keras-tf", "keras-tf-xla"), 1.2),
+    ("best Keras/TF mixed bfloat16, batch 1", ("keras-tf-xla-bf16",), 2.0),
+    ("TFLite int8 (XNNPACK), batch 1", ("tflite-int8",), 2.5),
+)
+
+
+def verdicts(results: dict[str, Any], model: str = "imagenet_fourier") -> list[str]:
+    """The issue's inference targets, judged from this run's ratios on the ImageNet Fourier preset."""
+    entry = results["models"].get(model)
+    if not entry:
+        return [f"- Targets are judged on `{model}`, which this run did not include."]
+    runs = {(r["engine"], r["batch_size"]): r for r in entry["runs"] if "error" not in r}
+    torch_run = runs.get(("torch", 1))
+    if torch_run is None:
+        return ["- The reference did not run at batch 1: no ratios."]
+    lines = []
+    for what, engines, minimum in TARGETS:
+        ratios = {e: torch_run["median_s"] / runs[(e, 1)]["median_s"] for e in engines if (e, 1) in runs}
+        if not ratios:
+            lines.append(f"- {what}: not measured in this run.")
+            continue
+        engine, ratio = max(ratios.items(), key=lambda item: item[1])
+        lines.append(f"- {what}: {ratio:.2f}x faster than torch float32 ({engine}); "
+                     f"target >= {minimum}x: {'MET' if ratio >= minimum else 'MISSED'}")
+    for batch_size in sorted({b for _, b in runs}):
+        reference = runs.get(("torch", batch_size))
+        if reference is None:
+            continue
+        over = [f"{e} {r['peak_rss_mib'] / reference['peak_rss_mib']:.2f}x"
+                for (e, b), r in sorted(runs.items()) if b == batch_size and e != "torch"]
+        lines.append(f"- Peak RSS vs torch at batch {batch_size} (target <= 1.00x): " + ", ".join(over))
+    return lines

@@ -1,0 +1,41 @@
+"""Smoke test of the scaling benchmark on toy sizes: the page and plot are written and hold numbers.
+
+No timing thresholds: on a shared two-core machine they would only measure the neighbours.
+"""
+
+import pytest
+
+from benchmarks import scaling
+
+
+def _m_table(page: str) -> dict[int, list[str]]:
+    """The M-sweep table's rows, keyed by M, as lists of cells."""
+    lines = page.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| M | Perceiver latency"))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[int(cells[0].replace(",", ""))] = cells[1:]
+    return rows
+
+
+def test_rejects_bad_repeats(tmp_path):
+    with pytest.raises(ValueError, match="repeats=0"):
+        scaling.run(tmp_path, repeats=0)
+
+
+@pytest.mark.slow
+def test_toy_run_writes_page_and_plot(tmp_path):
+    page_path = scaling.run(tmp_path, toy=True)
+    assert page_path == tmp_path / "scaling.md"
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+    page = page_path.read_text()
+    rows = _m_table(page)
+    assert sorted(rows) == sorted(scaling.TOY.input_sizes)
+    for cells in rows.values():
+        numbers = [float(cell.replace(",", "")) for cell in cells]  # every toy point runs, so no "-" cells
+        assert all(number > 0 for number in numbers), cells
+    assert "PASS" in page or "FAIL" in page
+    assert "scaling.png" in page
