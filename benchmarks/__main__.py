@@ -2,8 +2,9 @@
 
 Examples:
     python -m benchmarks inference --models imagenet_fourier --batch-sizes 1 8
-    python -m benchmarks training --model imagenet_learned
+    python -m benchmarks training --training-model small_fourier   # or a paper preset: imagenet_learned
     python -m benchmarks scaling
+    python -m benchmarks profile      # the ImageNet model's pieces and plain GEMMs, per engine
     python -m benchmarks all --toy --out /tmp/bench   # the smoke run the tests use
 """
 
@@ -15,10 +16,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmarks import harness, inference
+from benchmarks import harness, inference, models
 
 RESULTS = Path(__file__).parent / "results"
-SUITES = ("inference", "training", "scaling")
+SUITES = ("inference", "training", "scaling", "profile")
 TOY_MODEL = "toy_fourier"
 
 
@@ -36,7 +37,9 @@ def run_inference(args: argparse.Namespace, command: str) -> Path:
         "there); every engine runs in its own process with threads = cores. GFLOP/s = the reference's",
         "forward FLOPs (counted by `torch.utils.flop_counter`) / latency; our cross-attention folds its",
         "key/value projections and so executes fewer FLOPs than it is credited with. Peak RSS is the",
-        "process's resident-memory high-water mark over the timed calls (set-up excluded).",
+        "process's resident-memory high-water mark over the timed calls (set-up excluded); working memory",
+        "is that peak minus the RSS with the model loaded, before its first call. TFLite files are converted",
+        "in one process and timed in another that imports only LiteRT, as an app would run them.",
         "",
         f"Matmul peak measured in this run (2048^3 float32): torch {peak.get('torch', float('nan')):.1f} GFLOP/s, "
         f"TensorFlow {peak.get('tensorflow', float('nan')):.1f} GFLOP/s.",
@@ -47,8 +50,8 @@ def run_inference(args: argparse.Namespace, command: str) -> Path:
         *inference.verdicts(results),
         "",
     ])
-    out = harness.write_page(args.out / "inference.md", text)
-    (args.out / "inference.json").write_text(json.dumps(results, indent=1))
+    out = harness.write_page(args.out / f"{args.page}.md", text)
+    (args.out / f"{args.page}.json").write_text(json.dumps(results, indent=1))
     return out
 
 
@@ -65,7 +68,13 @@ def run_scaling(args: argparse.Namespace, command: str) -> Path:
     return scaling.run(args.out, toy=args.toy, command=command)
 
 
-RUNNERS = {"inference": run_inference, "training": run_training, "scaling": run_scaling}
+def run_profile(args: argparse.Namespace, command: str) -> Path:
+    from benchmarks import profile
+
+    return profile.run(args.out, repeats=2 if args.toy else 10, command=command)
+
+
+RUNNERS = {"inference": run_inference, "training": run_training, "scaling": run_scaling, "profile": run_profile}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -77,9 +86,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=["imagenet_fourier", "imagenet_learned", "imagenet_conv"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--engines", nargs="+", default=list(inference.ENGINES), choices=inference.ENGINES)
+    parser.add_argument("--page", default="inference", help="inference results page name (PAGE.md, PAGE.json)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--training-model", default="imagenet_learned")
+    parser.add_argument("--training-model", default="small_fourier", choices=sorted(models.MODELS))
     parser.add_argument("--training-batch-size", type=int, default=8)
     parser.add_argument("--training-steps", type=int, default=3)
     args = parser.parse_args(argv)

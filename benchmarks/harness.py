@@ -65,13 +65,14 @@ def emit(result: dict[str, Any]) -> None:
     print(RESULT_MARKER + json.dumps(result), flush=True)
 
 
-def run_worker(job: dict[str, Any], timeout_s: float = 3600, backend: str = "tensorflow") -> dict[str, Any]:
+def run_worker(job: dict[str, Any], timeout_s: float = 3600, backend: str = "tensorflow",
+               env: dict[str, str] | None = None) -> dict[str, Any]:
     """Runs `job` in a fresh `python -m benchmarks.worker` process and returns its result dict.
 
     A crash, an out-of-memory kill or a timeout gives `{"error": ...}` instead of raising, so one
     failed configuration (a quadratic Transformer at 64k inputs, say) does not end the run.
     """
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **(env or {}))
     command = [sys.executable, "-m", "benchmarks.worker", json.dumps(job)]
     try:
         process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)

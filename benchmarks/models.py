@@ -17,6 +17,11 @@ _IMAGENET = dict(
     num_latents=512, d_latents=1024, num_blocks=8, num_self_attends_per_block=6, num_self_attention_heads=8,
     num_cross_attention_heads=1, image_size=224, num_labels=1000,
 )
+# A quarter-width, 64x64 version of the Fourier model: trains here at batch 8 in seconds per step.
+_SMALL = dict(
+    num_latents=256, d_latents=512, num_blocks=2, num_self_attends_per_block=4, num_self_attention_heads=8,
+    num_cross_attention_heads=1, image_size=64, num_labels=100,
+)
 _TOY = dict(
     num_latents=16, d_latents=32, num_blocks=1, num_self_attends_per_block=2, num_self_attention_heads=2,
     num_cross_attention_heads=1, image_size=16, num_labels=10,
@@ -47,6 +52,7 @@ MODELS = {
         BenchModel("imagenet_fourier", "PerceiverForImageClassificationFourier", _IMAGENET),
         BenchModel("imagenet_learned", "PerceiverForImageClassificationLearned", _IMAGENET),
         BenchModel("imagenet_conv", "PerceiverForImageClassificationConvProcessing", _IMAGENET),
+        BenchModel("small_fourier", "PerceiverForImageClassificationFourier", _SMALL),
         BenchModel("toy_fourier", "PerceiverForImageClassificationFourier", _TOY),
     )
 }

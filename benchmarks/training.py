@@ -138,7 +138,7 @@ def _job(engine: str, model: str, folder: Path, batch_size: int, steps: int, war
     return {"run": "benchmarks.training:keras_job", "dtype_policy": dtype_policy, "jit_compile": jit_compile, **job}
 
 
-def run(out_dir: Path, *, model: str = "imagenet_learned", batch_size: int = 8, steps: int = 3, warmup: int = 1,
+def run(out_dir: Path, *, model: str = "small_fourier", batch_size: int = 8, steps: int = 3, warmup: int = 1,
         toy: bool = False, command: str = "python -m benchmarks training") -> Path:
     """Times training steps of each engine, writes out_dir/'training.md', returns its path."""
     if toy:
