@@ -28,13 +28,21 @@ def run_inference(args: argparse.Namespace, command: str) -> Path:
     batch_sizes = [1, 2] if args.toy else args.batch_sizes
     results = inference.measure(model_names, batch_sizes, args.engines, warmup=args.warmup,
                                 repeats=args.repeats, log=lambda line: print(line, flush=True))
+    results.update(command=command, warmup=args.warmup, repeats=args.repeats)
+    (args.out / f"{args.page}.json").write_text(json.dumps(results, indent=1))
+    return write_inference_page(results, args.out / f"{args.page}.md")
+
+
+def write_inference_page(results: dict, path: Path) -> Path:
+    """The inference page from a run's results (also used to re-render a saved PAGE.json)."""
     peak = results["matmul_peak"]
     text = "\n".join([
-        harness.header("Inference: perceiver-keras beside transformers' PyTorch Perceiver", command),
+        harness.header("Inference: perceiver-keras beside transformers' PyTorch Perceiver", results["command"]),
         "Same configuration, same random weights (transformers' initialisation, written with `save_pretrained`",
         "and loaded with `zoo.convert.from_transformers`), same inputs. Latency is the median of "
-        f"{args.repeats} timed calls after {args.warmup} warm-up calls (compilation and weight packing happen",
-        "there); every engine runs in its own process with threads = cores. GFLOP/s = the reference's",
+        f"{results['repeats']} timed calls after {results['warmup']} warm-up calls (compilation and weight",
+        "packing happen there); every engine runs in its own process with threads = cores. The reference runs",
+        "first and again last (`torch-again`); ratios use its faster run. GFLOP/s = the reference's",
         "forward FLOPs (counted by `torch.utils.flop_counter`) / latency; our cross-attention folds its",
         "key/value projections and so executes fewer FLOPs than it is credited with. Peak RSS is the",
         "process's resident-memory high-water mark over the timed calls (set-up excluded); working memory",
@@ -45,14 +53,12 @@ def run_inference(args: argparse.Namespace, command: str) -> Path:
         f"TensorFlow {peak.get('tensorflow', float('nan')):.1f} GFLOP/s.",
         "",
         inference.table(results),
-        "## Targets (ImageNet Fourier, this run)",
+        "## Targets (ImageNet Fourier, this run; the issue sets them at batch 1)",
         "",
         *inference.verdicts(results),
         "",
     ])
-    out = harness.write_page(args.out / f"{args.page}.md", text)
-    (args.out / f"{args.page}.json").write_text(json.dumps(results, indent=1))
-    return out
+    return harness.write_page(path, text)
 
 
 def run_training(args: argparse.Namespace, command: str) -> Path:
