@@ -5,20 +5,15 @@ No timing thresholds: on a shared two-core machine they would only measure the n
 
 import pytest
 
+from bench_tables import markdown_rows  # tests/ is on sys.path (rootdir-relative imports)
+
 from benchmarks import scaling
 
 
 def _m_table(page: str) -> dict[int, list[str]]:
     """The M-sweep table's rows, keyed by M, as lists of cells."""
-    lines = page.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| M | Perceiver latency"))
-    rows = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        rows[int(cells[0].replace(",", ""))] = cells[1:]
-    return rows
+    rows = markdown_rows(page, "| M | Perceiver latency")
+    return {int(m.replace(",", "")): cells for m, cells in rows.items()}
 
 
 def test_rejects_bad_repeats(tmp_path):
