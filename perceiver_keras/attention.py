@@ -93,7 +93,7 @@ class PerceiverAttention(keras.layers.Layer):
         _checks.mask_shape(self.name, "key_mask", key_mask, key_value, "key_value")
         _checks.mask_shape(self.name, "query_mask", query_mask, query, "query")
         scale = float(self._qk // self.num_heads) ** -0.5
-        fold_keys, fold_values = self._folding(query.shape[1], key_value.shape[1])
+        fold_keys, fold_values = self._folding(query.shape[1])
         q = self._split_heads(self.query_dense(query), self._qk)  # (B, H, O, dqk)
         if fold_keys:
             scores = self._folded_scores(q, key_value)
@@ -127,11 +127,12 @@ class PerceiverAttention(keras.layers.Layer):
             return output, probs
         return output
 
-    def _folding(self, num_queries, num_keys):
+    def _folding(self, num_queries):
         """Whether to fold the key and/or value projection into the queries / the probabilities.
 
         (X Wk + bk) q = X (Wk q) + bk q: scores can be taken against the raw inputs X (M, Ckv)
-        after mapping each query into input space (bk q is one number per query). Likewise P (X Wv + bv) = (P X) Wv + rowsum(P) bv.
+        after mapping each query into input space (bk q is one number per query). Likewise
+        P (X Wv + bv) = (P X) Wv + rowsum(P) bv.
         When the inputs are narrow (Ckv small) and many (M large), as in the image encoders'
         cross-attention (261 channels against 1,024-wide keys), this skips the (M, qk) and (M, v)
         projections; it is the same function with the same weights. Per key, folding costs

@@ -100,7 +100,7 @@ def test_folded_projections_compute_the_same_function(masked):
     folded(**inputs), plain(**inputs)
     randomize_weights(folded, seed=3)
     plain.set_weights(folded.get_weights())
-    assert folded._folding(4, 40) == (True, True) and plain._folding(4, 40) == (False, False)
+    assert folded._folding(4) == (True, True) and plain._folding(4) == (False, False)
     key_mask = (np.random.default_rng(2).random((BATCH, 40)) > 0.4).astype("int32") if masked else None
     out_folded, probs_folded = folded(**inputs, key_mask=key_mask, return_attention_scores=True)
     out_plain, probs_plain = plain(**inputs, key_mask=key_mask, return_attention_scores=True)
