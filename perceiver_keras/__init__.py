@@ -7,6 +7,7 @@ from perceiver_keras.encoder import PerceiverEncoder
 from perceiver_keras.image import ClassificationPostprocessor, ImagePreprocessor
 from perceiver_keras.mlp import PerceiverMLP
 from perceiver_keras.model import PerceiverIO
+from perceiver_keras.text import TextPreprocessor
 from perceiver_keras.position_encoding import (
     FourierPositionEncoding,
     InputQuery,
@@ -27,7 +28,22 @@ __all__ = [
     "PerceiverIO",
     "PerceiverMLP",
     "SelfAttentionBlock",
+    "TextPreprocessor",
     "TrainablePositionEncoding",
     "fourier_features",
     "linear_positions",
 ]
+
+_BYTE_TOKENIZER_NAMES = frozenset(
+    {"ByteTokenizer", "PAD_ID", "BOS_ID", "EOS_ID", "MASK_ID", "CLS_ID", "SEP_ID", "VOCAB_SIZE", "BYTE_OFFSET",
+     "SPECIAL_TOKENS"}
+)
+
+
+def __getattr__(name):
+    """Imports the TensorFlow-only `ByteTokenizer` (and its constants) on first access."""
+    if name in _BYTE_TOKENIZER_NAMES:
+        from perceiver_keras import byte_tokenizer
+
+        return getattr(byte_tokenizer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

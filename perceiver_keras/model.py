@@ -32,6 +32,9 @@ class PerceiverIO(keras.Model):
         use_padding_mask: bool, add a "padding_mask" input (B, M): 1 for inputs to attend to.
         use_output_indices: bool, add an "output_indices" int input (B, O) selecting which
             queries are decoded (subsampled decoding).
+        tie_embeddings: bool, turn the decoder output into logits with the preprocessor's own
+            embedding, `preprocessor(outputs, reverse=True)` (e.g. `TextPreprocessor`), before the
+            postprocessor: the masked language model's tied input/output embedding.
 
     Example:
     >>> from perceiver_keras import PerceiverEncoder, PerceiverDecoder, TrainablePositionEncoding
@@ -48,25 +51,31 @@ class PerceiverIO(keras.Model):
 
     def __init__(self, encoder, decoder, query, inputs_shape, preprocessor=None, postprocessor=None,
                  input_dtype="float32", input_name="inputs", use_padding_mask=False, use_output_indices=False,
-                 **kwargs):
+                 tie_embeddings=False, **kwargs):
         inputs_shape = tuple(inputs_shape)
         if not inputs_shape:
             raise ValueError(f"`inputs_shape` must have at least one axis. Received: inputs_shape={inputs_shape}")
         main = keras.Input(shape=inputs_shape, dtype=input_dtype, name=input_name)
         model_inputs = {input_name: main}
+        preprocessed = preprocessor(main) if preprocessor is not None else main
+        _checks.tensor_shape(self.__class__.__name__, "preprocessed inputs", preprocessed.shape, 3)
         padding_mask = output_indices = None
         if use_padding_mask:
-            padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+            # As long as the preprocessed array (M), so that a mask of the wrong length is refused.
+            padding_mask = keras.Input(shape=(preprocessed.shape[1],), dtype="int32", name="padding_mask")
             model_inputs["padding_mask"] = padding_mask
         if use_output_indices:
             output_indices = keras.Input(shape=(None,), dtype="int32", name="output_indices")
             model_inputs["output_indices"] = output_indices
 
-        preprocessed = preprocessor(main) if preprocessor is not None else main
-        _checks.tensor_shape(self.__class__.__name__, "preprocessed inputs", preprocessed.shape, 3)
         latents = encoder(preprocessed, input_mask=padding_mask)
         queries = query(preprocessed, indices=output_indices)
         outputs = decoder(queries, latents)
+        if tie_embeddings:
+            if preprocessor is None:
+                raise ValueError("`tie_embeddings=True` needs a preprocessor with a reverse call (e.g. "
+                                 "TextPreprocessor(output_bias=True)). Received: preprocessor=None")
+            outputs = preprocessor(outputs, reverse=True)
         if postprocessor is not None:
             outputs = postprocessor(outputs)
         super().__init__(inputs=model_inputs if len(model_inputs) > 1 else main, outputs=outputs, **kwargs)
@@ -75,6 +84,7 @@ class PerceiverIO(keras.Model):
         self.preprocessor, self.postprocessor = preprocessor, postprocessor
         self.inputs_shape, self.main_input_dtype, self.input_name = inputs_shape, input_dtype, input_name
         self.use_padding_mask, self.use_output_indices = bool(use_padding_mask), bool(use_output_indices)
+        self.tie_embeddings = bool(tie_embeddings)
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
@@ -87,6 +97,7 @@ class PerceiverIO(keras.Model):
             input_name=self.input_name,
             use_padding_mask=self.use_padding_mask,
             use_output_indices=self.use_output_indices,
+            tie_embeddings=self.tie_embeddings,
         )
         return config
 

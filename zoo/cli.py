@@ -16,7 +16,7 @@ _TRAIN_OPTIONS = {  # flag -> (type, help)
     "optimizer": (str, "lamb or adamw"),
     "learning_rate": (float, "peak learning rate"),
     "weight_decay": (float, "decoupled weight decay (skips biases, norms, position encodings)"),
-    "schedule": (str, "flat_cosine or constant"),
+    "schedule": (str, "flat_cosine, cosine or constant"),
     "warmup_epochs": (int, "linear warm-up epochs"),
     "label_smoothing": (float, "label smoothing of the cross-entropy"),
     "ema_momentum": (float, "keep an exponential moving average of the weights (e.g. 0.99)"),

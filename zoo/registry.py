@@ -10,9 +10,12 @@ from typing import Any
 
 import keras
 
-# Task name -> module that registers its presets on import.
+# Task name -> package that registers its presets on import; its `task` module holds the task object
+# (`TASK`, or `TASKS[name]` when one package serves several tasks).
 TASK_MODULES = {
     "image_classification": "zoo.image_classification",
+    "masked_language_modeling": "zoo.language",
+    "text_classification": "zoo.language",
 }
 
 
@@ -48,7 +51,7 @@ def register_preset(preset: Preset) -> Preset:
 
 
 def _load_tasks() -> None:
-    for module in TASK_MODULES.values():
+    for module in sorted(set(TASK_MODULES.values())):
         importlib.import_module(module)
 
 
@@ -56,7 +59,8 @@ def get_task(name: str):
     """The task object (datasets, loss, metrics, export data) of the task called `name`."""
     if name not in TASK_MODULES:
         raise ValueError(f"Unknown task '{name}'. Expected one of: {', '.join(sorted(TASK_MODULES))}. Received: task={name!r}")
-    return importlib.import_module(TASK_MODULES[name] + ".task").TASK
+    module = importlib.import_module(TASK_MODULES[name] + ".task")
+    return module.TASKS[name] if hasattr(module, "TASKS") else module.TASK
 
 
 def list_models(task: str | None = None) -> list[str]:

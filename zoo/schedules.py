@@ -6,7 +6,7 @@ import math
 
 import keras
 
-from perceiver_keras import TrainablePositionEncoding
+from perceiver_keras import TextPreprocessor, TrainablePositionEncoding
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -45,34 +45,43 @@ class FlatCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def no_decay_variables(model: keras.Model) -> list:
-    """Biases, normalisation parameters and position encodings/queries: excluded from weight decay."""
+    """Biases, normalisation parameters, position encodings and queries: excluded from weight decay."""
     excluded = {id(v): v for v in model.trainable_variables if v.name == "bias"}
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, (keras.layers.LayerNormalization, keras.layers.BatchNormalization)):
             excluded.update({id(v): v for v in layer.trainable_variables})
         if isinstance(layer, TrainablePositionEncoding):
             excluded[id(layer.embeddings)] = layer.embeddings
+        if isinstance(layer, TextPreprocessor):
+            for variable in (layer.position_embeddings, layer.bias):
+                if variable is not None:
+                    excluded[id(variable)] = variable
     return list(excluded.values())
 
 
 OPTIMIZERS = ("lamb", "adamw")
+SCHEDULES = ("constant", "cosine", "flat_cosine")
 
 
 def make_optimizer(model: keras.Model, name: str, learning_rate: float, weight_decay: float, schedule: str,
                    total_steps: int, warmup_steps: int = 0, ema_momentum: float | None = None
                    ) -> keras.optimizers.Optimizer:
-    """LAMB or AdamW with the chosen schedule ("flat_cosine" or "constant"), decay skipping no-decay variables.
+    """LAMB or AdamW with a schedule, weight decay skipping the no-decay variables.
+
+    Schedules: "flat_cosine" (warm-up, flat to half-way, cosine to zero: the paper's ImageNet
+    schedule), "cosine" (warm-up then cosine decay: the paper's language schedule), "constant".
 
     With `ema_momentum`, the optimizer keeps an exponential moving average of the weights, which
     `fit` swaps into the model when it ends.
     """
     ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
-    if schedule == "flat_cosine":
-        lr = FlatCosineSchedule(learning_rate, total_steps, warmup_steps)
+    if schedule in ("flat_cosine", "cosine"):
+        lr = FlatCosineSchedule(learning_rate, total_steps, warmup_steps,
+                                flat_fraction=0.5 if schedule == "flat_cosine" else 0.0)
     elif schedule == "constant":
         lr = learning_rate
     else:
-        raise ValueError(f"Unknown schedule. Expected one of ['constant', 'flat_cosine']. Received: schedule={schedule!r}")
+        raise ValueError(f"Unknown schedule. Expected one of {list(SCHEDULES)}. Received: schedule={schedule!r}")
     if name == "lamb":
         optimizer = keras.optimizers.Lamb(learning_rate=lr, weight_decay=weight_decay or None, **ema)
     elif name == "adamw":

@@ -128,9 +128,59 @@ def _image_classifier(architecture: str, config: dict[str, Any], tensors: Checkp
     return model
 
 
+def _text_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    arguments = encoder_arguments(config)
+    arguments.update(sequence_length=config["max_position_embeddings"], vocab_size=config["vocab_size"],
+                     embedding_channels=config["d_model"])
+    return arguments
+
+
+def _load_text_preprocessor(preprocessor, tensors: CheckpointTensors) -> None:
+    name = "perceiver.input_preprocessor."
+    weights.assign(preprocessor.token_embeddings, tensors[name + "embeddings.weight"], name + "embeddings.weight")
+    weights.assign(preprocessor.position_embeddings, tensors[name + "position_embeddings.weight"],
+                   name + "position_embeddings.weight")
+
+
+def _masked_language_model(architecture: str, config: dict[str, Any], tensors: CheckpointTensors) -> keras.Model:
+    from zoo.language.model import build_masked_language_model
+
+    # transformers' MLM decoder: 8 heads, qk 8 x 32, v = d_model, no query residual, no final layer.
+    model = build_masked_language_model(
+        decoder_num_heads=8, decoder_qk_channels=8 * 32, decoder_v_channels=config["d_model"],
+        name=config.get("_name_or_path", "").replace("/", "_") or "perceiver_io_masked_lm",
+        **_text_arguments(config),
+    )
+    _load_text_preprocessor(model.preprocessor, tensors)
+    weights.assign(model.preprocessor.bias, tensors["embedding_decoder.bias"], "embedding_decoder.bias")
+    weights.load_encoder(model.encoder, tensors, "perceiver.")
+    weights.load_decoder(model.decoder, tensors, "perceiver.decoder.")
+    weights.load_trainable_position_encoding(model.query, tensors, "perceiver.decoder.output_position_encodings.")
+    return model
+
+
+def _text_classifier(architecture: str, config: dict[str, Any], tensors: CheckpointTensors) -> keras.Model:
+    from zoo.language.model import build_text_classifier
+
+    model = build_text_classifier(
+        num_classes=_num_labels(config),
+        name=config.get("_name_or_path", "").replace("/", "_") or "perceiver_io_text_classifier",
+        **_text_arguments(config),
+    )
+    _load_text_preprocessor(model.preprocessor, tensors)
+    weights.load_encoder(model.encoder, tensors, "perceiver.")
+    weights.load_decoder(model.decoder, tensors, "perceiver.decoder.decoder.")
+    weights.load_trainable_position_encoding(
+        model.query, tensors, "perceiver.decoder.decoder.output_position_encodings."
+    )
+    return model
+
+
 # Architecture (config.json "architectures") -> function(architecture, config, tensors) -> model.
 CONVERTERS: dict[str, Callable[[str, dict[str, Any], CheckpointTensors], keras.Model]] = {
-    name: _image_classifier for name in _IMAGE_PREPROCESSING
+    **{name: _image_classifier for name in _IMAGE_PREPROCESSING},
+    "PerceiverForMaskedLM": _masked_language_model,
+    "PerceiverForSequenceClassification": _text_classifier,
 }
 
 
@@ -139,10 +189,12 @@ def from_transformers(path: str | os.PathLike) -> keras.Model:
 
     Args:
         path: a folder written by `save_pretrained` (config.json + model.safetensors or
-            pytorch_model.bin), e.g. a local copy of deepmind/vision-perceiver-fourier.
+            pytorch_model.bin), e.g. a local copy of deepmind/vision-perceiver-fourier or
+            deepmind/language-perceiver.
 
     Returns:
-        The Keras model (channels-last inputs), weights loaded; every checkpoint tensor is used.
+        The Keras model, weights loaded; every checkpoint tensor is used. Image models take
+        channels-last images; language models a dict {"token_ids", "padding_mask"} (B, L) int32.
 
     Raises:
         FileNotFoundError: the folder, config.json or the weights file is missing.
