@@ -28,6 +28,10 @@ _TRAIN_OPTIONS = {  # flag -> (type, help)
     "data_dir": (str, "TensorFlow Datasets data directory"),
     "manual_dir": (str, "TFDS manual download directory (ImageNet)"),
     "take": (int, "train on the first N examples only"),
+    "eval_take": (int, "evaluate on the first N examples only"),
+    "corpus": (str, "masked LM corpus: c4, wikipedia, pydoc or text_files (default: the preset's)"),
+    "text_files": (str, "masked LM corpus files: a .txt file, a folder or a glob"),
+    "mask_probability": (float, "masked LM: fraction of words masked (0.15)"),
 }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+from tensorflow import data as tf_data
 
 from zoo import registry
 from zoo.schedules import make_optimizer
@@ -51,6 +52,16 @@ def training_options(preset: registry.Preset, **overrides: Any) -> dict[str, Any
     if options["precision"] not in PRECISIONS:
         raise ValueError(f"Unknown precision. Expected one of {list(PRECISIONS)}. Received: precision={options['precision']!r}")
     return options
+
+
+def _metrics(task_obj: Any, preset: registry.Preset) -> dict[str, list]:
+    """`compile` arguments: the task's metrics, and those that must see the sample weights.
+
+    Keras passes sample weights only to `weighted_metrics`; a masked LM's accuracy counts the masked
+    positions alone through them.
+    """
+    weighted = task_obj.weighted_metrics(preset) if hasattr(task_obj, "weighted_metrics") else None
+    return {"metrics": task_obj.metrics(preset), "weighted_metrics": weighted}
 
 
 def _open_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
@@ -102,6 +113,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         model = registry.create_model(preset_name, **model_overrides)
         train_ds, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
         steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
+        if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)):
+            raise ValueError(f"The training data of preset '{preset_name}' has no fixed length (e.g. a repeated "
+                             "corpus): pass steps_per_epoch (--steps-per-epoch). Received: steps_per_epoch=None")
         if steps < 1:
             raise ValueError(f"Training data of preset '{preset_name}' has no complete batch; "
                              f"Received: batch_size={options['batch_size']}")
@@ -111,7 +125,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
                                      total_steps=steps * options["epochs"],
                                      warmup_steps=steps * options["warmup_epochs"],
                                      ema_momentum=options.get("ema_momentum")),
-            loss=task_obj.loss(options), metrics=task_obj.metrics(), jit_compile=options.get("jit_compile", "auto"),
+            loss=task_obj.loss(preset, options), **_metrics(task_obj, preset), jit_compile=options.get("jit_compile", "auto"),
         )
         run = {
             "task": task, "preset": preset_name, "model_overrides": model_overrides, "options": options,
@@ -137,6 +151,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         keras.mixed_precision.set_global_policy(previous_policy)
     run.update(status="finished", train_seconds=round(time.time() - started, 1),
                test_metrics={k: float(v) for k, v in results.items()})
+    if hasattr(task_obj, "baselines"):  # trivial predictors on the same test data, to compare against
+        run["baselines"] = task_obj.baselines(preset, options)
     write_json(out / "run.json", run)
     return run
 
@@ -159,6 +175,6 @@ def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[
     task_obj = registry.get_task(run["task"])
     options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
     _, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
-    model.compile(loss=task_obj.loss(options), metrics=task_obj.metrics())
+    model.compile(loss=task_obj.loss(preset, options), **_metrics(task_obj, preset))
     results = model.evaluate(test_ds, return_dict=True, verbose=0)
     return {k: float(v) for k, v in results.items() if not math.isnan(float(v))}

@@ -30,12 +30,12 @@ class ImageClassificationTask:
         test = data.make_dataset(dataset, "test", batch_size=batch_size, **common)
         return train, test
 
-    def loss(self, options: dict[str, Any]) -> keras.losses.Loss:
+    def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
         return keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=options.get("label_smoothing", 0.0)
         )
 
-    def metrics(self) -> list:
+    def metrics(self, preset: Preset) -> list:
         return [keras.metrics.CategoricalAccuracy(name="accuracy")]
 
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:

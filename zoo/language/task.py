@@ -1,0 +1,106 @@
+"""What training, evaluation and export need to know about the language tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from zoo.language import data, metrics
+from zoo.registry import Preset
+
+
+def _sequence_length(preset: Preset) -> int:
+    return preset.config.get("sequence_length", 2048)
+
+
+class MaskedLanguageModelingTask:
+    """Byte masked language modelling: loss and accuracy on the masked positions only."""
+
+    name = "masked_language_modeling"
+
+    def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
+        """(train, validation) pipelines of (x, y, sample_weight) from the preset's corpus."""
+        source = options.get("corpus") or preset.metadata["dataset"]
+        common = dict(sequence_length=_sequence_length(preset), batch_size=batch_size, seed=seed,
+                      mask_probability=options.get("mask_probability", 0.15))
+        files, data_dir = options.get("text_files"), options.get("data_dir")
+        train_docs = data.documents(source, "train", data_dir=data_dir, files=files)
+        test_docs = data.documents(source, "validation", data_dir=data_dir, files=files)
+        # A corpus is a stream: epochs are `steps_per_epoch` batches of an endless repetition.
+        train = data.masked_lm_dataset(train_docs, training=True, take=options.get("take"), **common).repeat()
+        test = data.masked_lm_dataset(test_docs, training=False, take=options.get("eval_take"), **common)
+        return train, test
+
+    def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
+        """Accuracy on the test masks of always predicting the training data's most frequent masked byte."""
+        train, test = self.datasets(preset, 64, options.get("seed", 0), {**options, "take": None})
+        train = train.take(options.get("steps_per_epoch") or 100)  # the training stream repeats
+        baseline = data.most_frequent_byte_baseline(train, test)
+        return {"most_frequent_byte_accuracy": float(baseline["accuracy"]),
+                "most_frequent_byte_id": int(baseline["most_frequent_id"])}
+
+    def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
+        return metrics.masked_lm_loss()
+
+    def metrics(self, preset: Preset) -> list:
+        return []
+
+    def weighted_metrics(self, preset: Preset) -> list:
+        """Masked accuracy: the sample weights (1 at masked positions) restrict it to those."""
+        return metrics.masked_lm_metrics()
+
+    def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
+        """How `python -m export` rebuilds calibration and held-out data for this run."""
+        return {
+            "builder": "zoo.language.export:export_arrays",
+            "kwargs": {"task": self.name, "dataset": options.get("corpus") or preset.metadata["dataset"],
+                       "sequence_length": _sequence_length(preset), "data_dir": options.get("data_dir"),
+                       "files": options.get("text_files")},
+        }
+
+
+class TextClassificationTask:
+    """Text classification (or regression, with one output) with each dataset's own metrics."""
+
+    name = "text_classification"
+
+    def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
+        """(train, evaluation) pipelines of (x, y) for the preset's dataset."""
+        info = data.classification_info(preset.metadata["dataset"])
+        common = dict(sequence_length=_sequence_length(preset), batch_size=batch_size, seed=seed,
+                      data_dir=options.get("data_dir"))
+        train = data.classification_dataset(info.name, info.train_split, training=True, take=options.get("take"),
+                                            **common)
+        test = data.classification_dataset(info.name, info.eval_split, training=False,
+                                           take=options.get("eval_take"), **common)
+        return train, test
+
+    def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
+        """Accuracy of always predicting the training data's most frequent class, on the test data."""
+        info = data.classification_info(preset.metadata["dataset"])
+        if info.num_classes == 1:
+            return {}
+        train, test = self.datasets(preset, 256, options.get("seed", 0), options)
+        counts = np.bincount(np.concatenate([y for _, y in train.as_numpy_iterator()]), minlength=info.num_classes)
+        labels = np.concatenate([y for _, y in test.as_numpy_iterator()])
+        return {"majority_class": int(counts.argmax()), "majority_accuracy": float(np.mean(labels == counts.argmax()))}
+
+    def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
+        if data.classification_info(preset.metadata["dataset"]).num_classes == 1:
+            return keras.losses.MeanSquaredError()  # regression (STS-B)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self, preset: Preset) -> list:
+        return metrics.metrics_for(preset.metadata["dataset"])
+
+    def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "builder": "zoo.language.export:export_arrays",
+            "kwargs": {"task": self.name, "dataset": preset.metadata["dataset"],
+                       "sequence_length": _sequence_length(preset), "data_dir": options.get("data_dir")},
+        }
+
+
+TASKS = {"masked_language_modeling": MaskedLanguageModelingTask(), "text_classification": TextClassificationTask()}
