@@ -9,11 +9,13 @@ or, from a training run directory: `python -m export runs/digits --out exports/d
 
 from export.api import export_model
 from export.report import ExportReport, Thresholds, VariantReport
+from export.savedmodel import ExtraSignature
 from export.tflite import QUANTIZATIONS, UnsupportedOpError
 
 __all__ = [
     "QUANTIZATIONS",
     "ExportReport",
+    "ExtraSignature",
     "Thresholds",
     "UnsupportedOpError",
     "VariantReport",

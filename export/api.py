@@ -6,7 +6,7 @@ import datetime
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from export.data import num_samples, slice_feed, to_feed_and_labels
 from export.report import ExportReport, Thresholds, VariantReport
-from export.savedmodel import verify_saved_model, write_saved_model
+from export.savedmodel import ExtraSignature, verify_saved_model, write_saved_model
 from export.signature import ServingSignature, keras_predict, signature_of
 from export.gpu import gpu_delegate_check
 from export.tflite import QUANTIZATIONS, check_quantizations, convert, op_histogram
@@ -25,6 +25,9 @@ from export.verify import TFLiteRunner, accuracy, max_abs_diff, measure_latency_
 
 LATENCY_THREADS = (1, 2)
 """CPU thread counts the batch-1 latency is measured with."""
+
+ExtraMetrics = Callable[[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, Any]]
+"""`(feed, keras_outputs, tflite_outputs) -> {metric: value}`: task-specific parity metrics."""
 
 
 def export_model(
@@ -41,15 +44,20 @@ def export_model(
     signature_name: str = "serving_default",
     num_eval: int | None = None,
     num_calibration: int = 200,
+    extra_signatures: Mapping[str, ExtraSignature] | None = None,
+    extra_metrics: ExtraMetrics | None = None,
 ) -> ExportReport:
     """Exports a Keras model to a SavedModel and .tflite files, and checks them against Keras.
 
     Writes into `out_dir`:
     `saved_model/` (one named signature, `signature_name`, whose inputs are the Keras input names or
     dict keys), `model_<quantization>.tflite` for each quantization (builtin ops only),
-    `report.json` and `report.md`. Everything is written into a temporary sibling directory that
-    is renamed to `out_dir` at the end, so an exception leaves nothing behind. Violated thresholds
-    do not raise: the artefacts are still written and the report's `passed` is False.
+    `report.json` and `report.md`. `extra_signatures` become further signatures of the same
+    SavedModel (e.g. one taking raw strings), each reloaded and checked like the default one; the
+    .tflite files hold only `signature_name`. Everything is written into a temporary sibling
+    directory that is renamed to `out_dir` at the end, so an exception leaves nothing behind.
+    Violated thresholds do not raise: the artefacts are still written and the report's `passed` is
+    False.
 
     Args:
         model: a built Keras model taking one tensor, a list or a dict of named tensors.
@@ -68,6 +76,12 @@ def export_model(
         signature_name: the serving signature's name in the SavedModel and in every .tflite.
         num_eval: verify on at most this many samples.
         num_calibration: calibrate int8 on at most this many samples.
+        extra_signatures: name -> `ExtraSignature`, written into the SavedModel next to
+            `signature_name`; each is called after reloading on its `example` and its max abs diff
+            from its `expected` outputs is held to the SavedModel threshold.
+        extra_metrics: called for every .tflite variant with the evaluation inputs, the Keras
+            outputs and the variant's outputs (named NumPy arrays); the metrics it returns go into
+            the variant's `extra_metrics` (e.g. top-1 agreement on masked positions only).
 
     Returns:
         The `ExportReport`, also written as `report.json` and `report.md`.
@@ -75,9 +89,22 @@ def export_model(
     Raises:
         FileExistsError: `out_dir` exists and `overwrite` is False.
         UnsupportedOpError: the model needs a Flex (select TF) or custom op; the error names it.
-        ValueError: an unknown quantization, or `"int8"` without calibration data.
+        ValueError: an unknown quantization, `"int8"` without calibration data, or an extra
+            signature named like the default one.
+        TypeError: an `extra_signatures` value that is not an `ExtraSignature`.
     """
     quantizations = check_quantizations(quantizations)
+    extra_signatures = dict(extra_signatures or {})
+    for name, extra in extra_signatures.items():
+        if name in (signature_name, "serving_default"):
+            raise ValueError(
+                f"An extra signature cannot be named like the default one ({signature_name!r} or "
+                f"'serving_default'). Received: {name!r}"
+            )
+        if not isinstance(extra, ExtraSignature):
+            raise TypeError(
+                f"extra_signatures[{name!r}] must be an export.ExtraSignature. Received: {type(extra).__name__}"
+            )
     out_dir = Path(out_dir).absolute()
     if out_dir.exists() and not overwrite:
         raise FileExistsError(
@@ -105,6 +132,7 @@ def export_model(
             work, model, signature, feed, labels, calibration, quantizations=quantizations,
             static_batch=static_batch, thresholds=thresholds or Thresholds(),
             latency_runs=latency_runs, signature_name=signature_name,
+            extra_signatures=extra_signatures, extra_metrics=extra_metrics,
         )
         report.out_dir = str(out_dir)
         report.write(work)
@@ -128,16 +156,26 @@ def _export_into(
     thresholds: Thresholds,
     latency_runs: int,
     signature_name: str,
+    extra_signatures: dict[str, ExtraSignature],
+    extra_metrics: ExtraMetrics | None,
 ) -> ExportReport:
     expected = keras_predict(model, signature, feed)
     keras_accuracy = accuracy(expected, labels)
 
     saved_model_dir = work / "saved_model"
-    write_saved_model(model, signature, saved_model_dir, signature_name)
+    extra_expected = {name: extra.expected_outputs() for name, extra in extra_signatures.items()}
+    write_saved_model(model, signature, saved_model_dir, signature_name, extra_signatures)
     saved_model = {
         "path": "saved_model", **verify_saved_model(saved_model_dir, signature_name, feed, expected)
     }
     saved_model["failures"] = thresholds.saved_model_failures(saved_model["max_abs_diff"])
+    if extra_signatures:
+        saved_model["extra_signatures"] = {}
+        for name, extra in extra_signatures.items():
+            checked = verify_saved_model(saved_model_dir, name, extra.example, extra_expected[name])
+            checked["failures"] = thresholds.saved_model_failures(checked["max_abs_diff"])
+            saved_model["extra_signatures"][name] = checked
+            saved_model["failures"] += [f"{name}: {failure}" for failure in checked["failures"]]
     saved_model["passed"] = not saved_model["failures"]
 
     example = slice_feed(feed, 0, 1)
@@ -171,6 +209,7 @@ def _export_into(
                 },
                 ops=op_histogram(flatbuffer),
                 gpu_delegate=gpu_delegate_check(flatbuffer),
+                extra_metrics=extra_metrics(feed, expected, actual) if extra_metrics else {},
             )
             variant.failures = thresholds.variant_failures(variant, keras_accuracy)
             variants[quantization] = variant

@@ -6,7 +6,9 @@
 
 A run directory holds `model.keras` and `run.json`; `run.json` names the data builder:
 `{"data": {"builder": "package.module:function", "kwargs": {...}}, "imports": ["package"]}`.
-`builder(**kwargs)` returns `{"calibration": x, "eval": (x, y)}`. The modules in `"imports"` (which
+`builder(**kwargs)` returns `{"calibration": x, "eval": (x, y)}`, optionally with
+`"extra_signatures"` (a function of the loaded model returning `{name: export.ExtraSignature}`) and
+`"extra_metrics"` (see `export_model`). The modules in `"imports"` (which
 register the model's custom layers) are imported before the model is loaded.
 
 Exit status: 0 when every threshold holds, 1 when one fails (the artefacts and report are still
@@ -37,11 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from export.tflite import UnsupportedOpError
 
     try:
-        model, calibration, evaluation = _load_source(Path(args.source), args)
+        model, calibration, evaluation, hooks = _load_source(Path(args.source), args)
+        extra_signatures = hooks.get("extra_signatures")
         report = export_model(
             model, args.out, quantizations=args.quantize, calibration_data=calibration,
             eval_data=evaluation, static_batch=args.static_batch, overwrite=args.overwrite,
             latency_runs=args.latency_runs, num_eval=args.num_eval,
+            extra_signatures=extra_signatures(model) if extra_signatures else None,
+            extra_metrics=hooks.get("extra_metrics"),
         )
     except (UnsupportedOpError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -83,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """The model, calibration data and evaluation data named by the command line."""
+def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any, dict]:
+    """The model, calibration data, evaluation data and export hooks named by the command line."""
     import keras
 
     if source.is_dir():
@@ -92,7 +97,8 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any]
         _import_all(run.get("imports", []))
         model = keras.saving.load_model(source / "model.keras", compile=False)
         data = _build_data(run)
-        return model, data.get("calibration"), data.get("eval")
+        hooks = {key: data[key] for key in ("extra_signatures", "extra_metrics") if data.get(key)}
+        return model, data.get("calibration"), data.get("eval"), hooks
     if source.suffix != ".keras" or not source.is_file():
         raise FileNotFoundError(
             f"Expected a run directory (model.keras + run.json) or a .keras file. Received: {source}"
@@ -103,7 +109,7 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any]
     model = keras.saving.load_model(source, compile=False)
     calibration = _read_npz(args.calibration_data)[0] if args.calibration_data else None
     evaluation = _read_npz(args.eval_data) if args.eval_data else None
-    return model, calibration, evaluation
+    return model, calibration, evaluation, {}
 
 
 def _read_run(directory: Path) -> dict:

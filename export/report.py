@@ -65,7 +65,11 @@ def _at_least(metric: str, value: float | None, limit: float) -> list[str]:
 
 @dataclasses.dataclass
 class VariantReport:
-    """What was measured for one .tflite file (`None`: not applicable, e.g. no labels)."""
+    """What was measured for one .tflite file (`None`: not applicable, e.g. no labels).
+
+    `extra_metrics` holds task-specific measurements (`export_model(extra_metrics=...)`), reported
+    but not held to a threshold.
+    """
 
     quantization: str
     file: str
@@ -77,6 +81,7 @@ class VariantReport:
     ops: dict[str, int]
     gpu_delegate: dict[str, Any]
     failures: list[str] = dataclasses.field(default_factory=list)
+    extra_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -142,6 +147,11 @@ class ExportReport:
         rows.append(
             ["saved_model", "-", _number(sm["max_abs_diff"]), "-", "-", "-", "-", _result(sm["failures"])]
         )
+        for name, extra in sm.get("extra_signatures", {}).items():
+            rows.append([
+                f"saved_model:{name}", "-", _number(extra["max_abs_diff"]), "-", "-", "-", "-",
+                _result(extra["failures"]),
+            ])
         for q, v in self.variants.items():
             latency = " / ".join(f"{v.latency_ms[t]:.3f}" for t in sorted(v.latency_ms))
             gpu = {True: "yes", False: "no"}.get(v.gpu_delegate.get("compatible"), "unknown")
@@ -157,6 +167,7 @@ class ExportReport:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"{q}: {_metrics(v.extra_metrics)}" for q, v in self.variants.items() if v.extra_metrics]
         lines += [f"  {failure}" for failure in self.failures]
         lines.append(f"{'PASSED' if self.passed else 'FAILED'}: {self.out_dir or self.model}")
         return "\n".join(lines)
@@ -185,6 +196,7 @@ class ExportReport:
             "",
             *(_ops_line(q, v) for q, v in self.variants.items()),
             "",
+            *_extra_metrics_section(self.variants),
             f"## Result: {'passed' if self.passed else 'FAILED'}",
             "",
             *(f"- {failure}" for failure in self.failures),
@@ -196,6 +208,18 @@ def _ops_line(quantization: str, variant: VariantReport) -> str:
     line = f"- {quantization}: " + ", ".join(f"{op} x{count}" for op, count in variant.ops.items())
     unsupported = variant.gpu_delegate.get("unsupported_ops") or []
     return line + (f" (not supported by the GPU delegate: {', '.join(unsupported)})" if unsupported else "")
+
+
+def _extra_metrics_section(variants: dict[str, VariantReport]) -> list[str]:
+    lines = [f"- {q}: {_metrics(v.extra_metrics)}" for q, v in variants.items() if v.extra_metrics]
+    return ["## Task metrics", "", *lines, ""] if lines else []
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+        for name, value in metrics.items()
+    )
 
 
 def _number(value: float | None) -> str:

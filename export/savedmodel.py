@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -14,17 +16,68 @@ from export.signature import ServingSignature, serving_function
 from export.verify import max_abs_diff
 
 
+@dataclasses.dataclass(frozen=True)
+class ExtraSignature:
+    """A further SavedModel signature, written next to the default one and checked after reloading.
+
+    Attributes:
+        function: a `tf.function` with an `input_signature`; its argument names (or the specs'
+            names) become the signature's input names, and it returns a dict of named outputs.
+            It may use the exported model and anything in `track`.
+        example: named inputs (NumPy arrays, strings included) the reloaded signature is called on.
+        expected: the named outputs it must give on `example`, within the SavedModel threshold;
+            `None` compares with the in-memory `function`'s own outputs.
+        track: what the SavedModel must hold besides the model: the layers, lookup tables or other
+            trackables the function uses.
+    """
+
+    function: Any
+    example: Mapping[str, Any]
+    expected: Mapping[str, np.ndarray] | None = None
+    track: tuple = ()
+
+    def __post_init__(self):
+        if not isinstance(self.function, tf.types.experimental.GenericFunction) or (
+            self.function.input_signature is None
+        ):
+            raise ValueError(
+                "ExtraSignature.function must be a tf.function with an input_signature. "
+                f"Received: {self.function!r}"
+            )
+        if not self.example:
+            raise ValueError("ExtraSignature.example needs named inputs to check the signature on.")
+
+    def expected_outputs(self) -> dict[str, np.ndarray]:
+        """`expected`, or the in-memory function's outputs on `example`."""
+        if self.expected is not None:
+            return {name: np.asarray(value) for name, value in self.expected.items()}
+        outputs = self.function(**{name: tf.constant(value) for name, value in self.example.items()})
+        return {name: value.numpy() for name, value in outputs.items()}
+
+
 def write_saved_model(
-    model: keras.Model, signature: ServingSignature, path: str | os.PathLike, signature_name: str
+    model: keras.Model,
+    signature: ServingSignature,
+    path: str | os.PathLike,
+    signature_name: str,
+    extra_signatures: Mapping[str, ExtraSignature] | None = None,
 ) -> None:
     """Writes `model` as a SavedModel whose signature `signature_name` takes named inputs.
 
     The signature's inputs are named after `signature.specs` and its outputs after
-    `export.signature.named_outputs` (`output_0`, ... or the model's dict keys).
+    `export.signature.named_outputs` (`output_0`, ... or the model's dict keys). Each of
+    `extra_signatures` is written as a further signature of that name (its `track` objects held by
+    the SavedModel); `serving_default` stays the model's own signature.
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
+    # Registered first, so that Keras aliases it as "serving_default" when it has another name.
     archive.add_endpoint(signature_name, serving_function(model, signature))
+    for name, extra in (extra_signatures or {}).items():
+        for resource in extra.track:
+            archive.track(resource)
+        extra.function.get_concrete_function()  # Keras adds only traced tf.functions.
+        archive.add_endpoint(name, extra.function)
     archive.write_out(os.fspath(path), verbose=False)
 
 

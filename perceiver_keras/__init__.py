@@ -11,6 +11,7 @@ from perceiver_keras.text import TextPreprocessor
 from perceiver_keras.position_encoding import (
     FourierPositionEncoding,
     InputQuery,
+    SinusoidalInitializer,
     TrainablePositionEncoding,
     fourier_features,
     linear_positions,
@@ -28,6 +29,7 @@ __all__ = [
     "PerceiverIO",
     "PerceiverMLP",
     "SelfAttentionBlock",
+    "SinusoidalInitializer",
     "TextPreprocessor",
     "TrainablePositionEncoding",
     "fourier_features",

@@ -5,6 +5,9 @@ from keras import ops
 
 from perceiver_keras import _checks
 
+MASK_MARGIN = 24.0
+"""How far below a row's lowest score masked keys are put before the softmax."""
+
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
 class PerceiverAttention(keras.layers.Layer):
@@ -104,10 +107,12 @@ class PerceiverAttention(keras.layers.Layer):
         keep = None
         if key_mask is not None:
             keep = ops.cast(key_mask, scores.dtype)[:, None, None, :]
-            # A large finite negative, not -inf: a fully masked row then stays finite and is
-            # zeroed by the multiplication below instead of turning into NaN.
-            very_negative = -1e9 if keras.backend.standardize_dtype(scores.dtype) == "float32" else -3e4
-            scores = scores + (1.0 - keep) * ops.cast(very_negative, scores.dtype)
+            # Masked keys score MASK_MARGIN below the row's lowest score (weight < e^-24 each)
+            # rather than a huge constant such as -1e9: full-integer TFLite quantizes the scores
+            # to 256 steps over their calibrated range, and -1e9 would put every real score in
+            # the same step. A fully masked row stays finite and is zeroed by the product below.
+            lowest = ops.min(scores, axis=-1, keepdims=True) - ops.cast(MASK_MARGIN, scores.dtype)
+            scores = ops.where(keep > 0, scores, lowest)
         probs = ops.softmax(scores, axis=-1)
         if keep is not None:
             probs = probs * keep

@@ -21,7 +21,9 @@ class TextPreprocessor(keras.layers.Layer):
         num_channels: int C, the embedding width (`d_model` in transformers).
         max_length: int, the number of trainable positions (`max_position_embeddings`).
         output_bias: bool, create the bias of the reversed call (needed for `reverse=True`).
-        embeddings_initializer: initializer of both embeddings (truncated normal, stddev 0.02).
+        embeddings_initializer: initializer of the token embedding (truncated normal, stddev 0.02).
+        position_initializer: initializer of the position embedding (default: as the tokens';
+            `SinusoidalInitializer()` makes a small model learn far faster from scratch).
 
     Call arguments:
         inputs: int token ids (B, M) with M <= max_length, or with `reverse=True` float (B, O, C).
@@ -37,7 +39,7 @@ class TextPreprocessor(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size, num_channels, max_length, output_bias=False, embeddings_initializer=None,
-                 **kwargs):
+                 position_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = _checks.positive_int("vocab_size", vocab_size)
         self.num_channels = _checks.positive_int("num_channels", num_channels)
@@ -46,6 +48,7 @@ class TextPreprocessor(keras.layers.Layer):
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer or _checks.embedding_initializer()
         )
+        self.position_initializer = keras.initializers.get(position_initializer or self.embeddings_initializer)
 
     def build(self, inputs_shape):
         self.token_embeddings = self.add_weight(
@@ -54,7 +57,7 @@ class TextPreprocessor(keras.layers.Layer):
         )
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=(self.max_length, self.num_channels),
-            initializer=self.embeddings_initializer,
+            initializer=self.position_initializer,
         )
         self.bias = None
         if self.output_bias:
@@ -89,5 +92,6 @@ class TextPreprocessor(keras.layers.Layer):
             vocab_size=self.vocab_size, num_channels=self.num_channels, max_length=self.max_length,
             output_bias=self.output_bias,
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+            position_initializer=keras.initializers.serialize(self.position_initializer),
         )
         return config

@@ -12,6 +12,8 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 
 from perceiver_keras.byte_tokenizer import BYTE_OFFSET, CLS_ID, MASK_ID, SEP_ID, VOCAB_SIZE
 from zoo.language import data, metrics
+from zoo.language.classification_data import CLASSIFICATION_DATASETS, classification_dataset
+from zoo.language.source_type import source_type_documents, source_type_snippets
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -61,7 +63,7 @@ def _check_inputs(x, batch, length=L):
 
 
 def test_classification_table():
-    table = data.CLASSIFICATION_DATASETS
+    table = CLASSIFICATION_DATASETS
     assert set(table) == {f"glue/{t}" for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte",
                                                  "wnli")} | {"imdb_reviews", "source_type"}
     assert table["glue/qqp"].text_keys == ("question1", "question2") and table["imdb_reviews"].text_keys == ("text",)
@@ -78,9 +80,9 @@ def test_classification_table():
     ("imdb_reviews", "test", False),
 ])
 def test_classification_pipeline(mock_tfds, name, split, training):
-    info = data.CLASSIFICATION_DATASETS[name]
-    ds = data.classification_dataset(name, split, sequence_length=L, batch_size=4, training=training,
-                                     data_dir=mock_tfds)
+    info = CLASSIFICATION_DATASETS[name]
+    ds = classification_dataset(name, split, sequence_length=L, batch_size=4, training=training,
+                                data_dir=mock_tfds)
     batches = _epoch(ds)
     assert [len(y) for _, y in batches] == ([4, 4] if training else [4, 4, 2])
     x, y = _concat([b[0] for b in batches]), _concat([b[1] for b in batches])
@@ -178,19 +180,19 @@ def test_most_frequent_byte_baseline(pydoc_eval):
 
 
 def test_source_type():
-    texts, labels = data.source_type_snippets("train")
-    test_texts, test_labels = data.source_type_snippets("test")
+    texts, labels = source_type_snippets("train")
+    test_texts, test_labels = source_type_snippets("test")
     assert np.bincount(labels).tolist() == [2000] * 3 and np.bincount(test_labels).tolist() == [400] * 3
     assert all(128 <= len(t) <= 256 for t in list(texts) + list(test_texts))
-    data.source_type_snippets.cache_clear()
-    again, again_labels = data.source_type_snippets("test")
+    source_type_snippets.cache_clear()
+    again, again_labels = source_type_snippets("test")
     assert list(again) == list(test_texts) and list(again_labels) == list(test_labels)
-    for label, (train_docs, test_docs) in enumerate(zip(*map(data.source_type_documents, ("train", "test")))):
+    for label, (train_docs, test_docs) in enumerate(zip(*map(source_type_documents, ("train", "test")))):
         assert train_docs and test_docs and not set(train_docs) & set(test_docs)
         contents = [d if isinstance(d, bytes) else open(d, "rb").read() for d in test_docs]
         for snippet in test_texts[test_labels == label][:20]:  # Every test snippet comes from a test file.
             assert any(snippet in content for content in contents)
-    ds = data.classification_dataset("source_type", "test", sequence_length=L, batch_size=100, training=False)
+    ds = classification_dataset("source_type", "test", sequence_length=L, batch_size=100, training=False)
     x, y = next(iter(ds))
     _check_inputs({k: v.numpy() for k, v in x.items()}, 100)
     assert y.dtype == tf.int32
@@ -270,11 +272,11 @@ def test_masked_lm_loss_and_accuracy_count_masked_positions_only():
 
 def test_errors():
     with pytest.raises(ValueError, match=r"glue/cola, glue/sst2.*source_type\. Received: name='glue/nope'"):
-        data.classification_dataset("glue/nope", "train", sequence_length=L, batch_size=2, training=False)
+        classification_dataset("glue/nope", "train", sequence_length=L, batch_size=2, training=False)
     with pytest.raises(ValueError, match="imdb_reviews.*Received: name='imdb'"):
         metrics.metrics_for("imdb")
     with pytest.raises(ValueError, match="Expected sequence_length >= 5 for glue/mrpc. Received: sequence_length=4"):
-        data.classification_dataset("glue/mrpc", "train", sequence_length=4, batch_size=2, training=False)
+        classification_dataset("glue/mrpc", "train", sequence_length=4, batch_size=2, training=False)
     docs = data.documents("pydoc", "train")
     for bad in (2, 0, True, 64.0):
         with pytest.raises(ValueError, match="Expected sequence_length >= 3"):
@@ -284,7 +286,7 @@ def test_errors():
     with pytest.raises(ValueError, match="Received: split='test'"):
         data.documents("pydoc", "test")
     with pytest.raises(ValueError, match="Received: split='validation'"):
-        data.source_type_snippets("validation")
+        source_type_snippets("validation")
     with pytest.raises(ValueError, match="mask_token_rate \\+ random_token_rate <= 1"):
         data.masked_lm_dataset(docs, sequence_length=L, batch_size=2, training=False, mask_token_rate=0.95)
 
@@ -307,5 +309,5 @@ def test_dataset_metrics_in_compiled_evaluate():
                       metrics=metrics.metrics_for(name))
         result = model.evaluate(features, y, batch_size=32, return_dict=True, verbose=0)
         predictions = model.predict(features, verbose=0)
-        names = data.CLASSIFICATION_DATASETS[name].metrics
+        names = CLASSIFICATION_DATASETS[name].metrics
         np.testing.assert_allclose([result[m] for m in names], expected(predictions), atol=1e-5)

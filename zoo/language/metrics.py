@@ -223,12 +223,12 @@ _FACTORIES = {
 
 
 def metrics_for(dataset_name: str) -> list[keras.metrics.Metric]:
-    """New metric objects for a dataset of `zoo.language.data.CLASSIFICATION_DATASETS`.
+    """New metric objects for a dataset of `CLASSIFICATION_DATASETS` (`zoo.language.classification_data`).
 
     Raises:
         ValueError: for an unknown dataset (the message lists the valid names).
     """
-    from zoo.language.data import classification_info  # Lazy: it imports TensorFlow.
+    from zoo.language.classification_data import classification_info  # Lazy: it imports TensorFlow.
 
     info = classification_info(dataset_name)
     return [_FACTORIES[name](info.num_classes) for name in info.metrics]

@@ -10,12 +10,22 @@ from perceiver_keras import (
     PerceiverEncoder,
     PerceiverIO,
     TextPreprocessor,
+    SinusoidalInitializer,
     TrainablePositionEncoding,
 )
 
 # 256 byte values + PAD, BOS, EOS, MASK, CLS, SEP (perceiver_keras.byte_tokenizer; not imported here so
 # that building a model needs no TensorFlow, e.g. on the JAX backend).
 VOCAB_SIZE = 262
+POSITION_INITIALIZERS = ("random", "sinusoidal")
+
+
+def _position_initializer(name: str):
+    """The reference's random (truncated normal 0.02) position tables, or sine/cosine-initialised ones."""
+    if name not in POSITION_INITIALIZERS:
+        raise ValueError(f"Unknown position_initializer. Expected one of {list(POSITION_INITIALIZERS)}. "
+                         f"Received: position_initializer={name!r}")
+    return SinusoidalInitializer() if name == "sinusoidal" else None
 
 # The released language model's encoder (transformers' PerceiverConfig for deepmind/language-perceiver).
 _ENCODER_DEFAULTS = dict(
@@ -62,6 +72,7 @@ def build_masked_language_model(
     decoder_v_channels: int | None = None,
     decoder_widening_factor: int = 1,
     use_output_indices: bool = False,
+    position_initializer: str = "random",
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
@@ -77,16 +88,22 @@ def build_masked_language_model(
 
     With `use_output_indices`, the model also takes "output_indices" (B, O) and returns logits for
     those positions only (B, O, V): decoding only the masked bytes in training.
+    `position_initializer="sinusoidal"` starts the input positions and the output queries from
+    sine/cosine tables (same weights, same function): small models then learn from scratch in
+    minutes; "random" is the reference's initialisation.
     """
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
     return PerceiverIO(
         preprocessor=TextPreprocessor(vocab_size, embedding_channels, sequence_length, output_bias=True,
+                                      position_initializer=_position_initializer(position_initializer),
                                       name="text_preprocessor"),
         encoder=_text_encoder(num_latents, num_latent_channels, num_blocks, num_self_attention_layers_per_block,
                               num_cross_attention_heads, num_self_attention_heads, qk_channels, v_channels,
                               cross_attention_widening_factor, self_attention_widening_factor,
                               cross_attention_shape_for_attention, use_query_residual, block_args),
-        query=TrainablePositionEncoding(sequence_length, embedding_channels, name="output_queries"),
+        query=TrainablePositionEncoding(sequence_length, embedding_channels,
+                                        initializer=_position_initializer(position_initializer),
+                                        name="output_queries"),
         decoder=PerceiverDecoder(
             num_heads=decoder_num_heads, qk_channels=decoder_qk_channels,
             v_channels=decoder_v_channels or embedding_channels, widening_factor=decoder_widening_factor,
@@ -120,6 +137,7 @@ def build_text_classifier(
     cross_attention_shape_for_attention: str = "kv",
     use_query_residual: bool = True,
     decoder_num_heads: int = 1,
+    position_initializer: str = "random",
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
@@ -130,10 +148,13 @@ def build_text_classifier(
     The masked language model's encoder (so its pretrained weights transfer), one trainable query of
     the latent width decoded with a query residual and projected to the classes, as transformers'
     PerceiverForSequenceClassification. `num_classes=1` is a regression head (e.g. STS-B).
+    `position_initializer` as in `build_masked_language_model`.
     """
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
     return PerceiverIO(
-        preprocessor=TextPreprocessor(vocab_size, embedding_channels, sequence_length, name="text_preprocessor"),
+        preprocessor=TextPreprocessor(vocab_size, embedding_channels, sequence_length,
+                                      position_initializer=_position_initializer(position_initializer),
+                                      name="text_preprocessor"),
         encoder=_text_encoder(num_latents, num_latent_channels, num_blocks, num_self_attention_layers_per_block,
                               num_cross_attention_heads, num_self_attention_heads, qk_channels, v_channels,
                               cross_attention_widening_factor, self_attention_widening_factor,

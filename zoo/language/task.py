@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from zoo.language import data, metrics
+from zoo.language.classification_data import classification_dataset, classification_info
 from zoo.registry import Preset
 
 
@@ -55,7 +56,7 @@ class MaskedLanguageModelingTask:
         """How `python -m export` rebuilds calibration and held-out data for this run."""
         return {
             "builder": "zoo.language.export:export_arrays",
-            "kwargs": {"task": self.name, "dataset": options.get("corpus") or preset.metadata["dataset"],
+            "kwargs": {"dataset": options.get("corpus") or preset.metadata["dataset"],
                        "sequence_length": _sequence_length(preset), "data_dir": options.get("data_dir"),
                        "files": options.get("text_files")},
         }
@@ -68,18 +69,18 @@ class TextClassificationTask:
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, evaluation) pipelines of (x, y) for the preset's dataset."""
-        info = data.classification_info(preset.metadata["dataset"])
+        info = classification_info(preset.metadata["dataset"])
         common = dict(sequence_length=_sequence_length(preset), batch_size=batch_size, seed=seed,
                       data_dir=options.get("data_dir"))
-        train = data.classification_dataset(info.name, info.train_split, training=True, take=options.get("take"),
-                                            **common)
-        test = data.classification_dataset(info.name, info.eval_split, training=False,
-                                           take=options.get("eval_take"), **common)
+        train = classification_dataset(info.name, info.train_split, training=True, take=options.get("take"),
+                                       **common)
+        test = classification_dataset(info.name, info.eval_split, training=False,
+                                      take=options.get("eval_take"), **common)
         return train, test
 
     def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
         """Accuracy of always predicting the training data's most frequent class, on the test data."""
-        info = data.classification_info(preset.metadata["dataset"])
+        info = classification_info(preset.metadata["dataset"])
         if info.num_classes == 1:
             return {}
         train, test = self.datasets(preset, 256, options.get("seed", 0), options)
@@ -88,7 +89,7 @@ class TextClassificationTask:
         return {"majority_class": int(counts.argmax()), "majority_accuracy": float(np.mean(labels == counts.argmax()))}
 
     def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
-        if data.classification_info(preset.metadata["dataset"]).num_classes == 1:
+        if classification_info(preset.metadata["dataset"]).num_classes == 1:
             return keras.losses.MeanSquaredError()  # regression (STS-B)
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -98,7 +99,7 @@ class TextClassificationTask:
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         return {
             "builder": "zoo.language.export:export_arrays",
-            "kwargs": {"task": self.name, "dataset": preset.metadata["dataset"],
+            "kwargs": {"dataset": preset.metadata["dataset"],
                        "sequence_length": _sequence_length(preset), "data_dir": options.get("data_dir")},
         }
 
