@@ -11,6 +11,7 @@ A run directory holds:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -52,6 +53,11 @@ def training_options(preset: registry.Preset, **overrides: Any) -> dict[str, Any
     if options["precision"] not in PRECISIONS:
         raise ValueError(f"Unknown precision. Expected one of {list(PRECISIONS)}. Received: precision={options['precision']!r}")
     return options
+
+
+def with_overrides(preset: registry.Preset, model_overrides: dict[str, Any]) -> registry.Preset:
+    """The preset with its builder arguments overridden, e.g. another sequence length or image size."""
+    return dataclasses.replace(preset, config={**preset.config, **model_overrides})
 
 
 def _metrics(task_obj: Any, preset: registry.Preset) -> dict[str, list]:
@@ -103,6 +109,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
         model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
     model_overrides = dict(model_overrides or {})
+    preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     options = training_options(preset, **option_overrides)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -171,7 +178,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
 def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[str, float]:
     """Metrics of a run's final model on its test split."""
     model, run = load_run(run_dir)
-    preset = registry.get_preset(run["preset"])
+    preset = with_overrides(registry.get_preset(run["preset"]), run.get("model_overrides", {}))
     task_obj = registry.get_task(run["task"])
     options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
     _, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)

@@ -81,3 +81,19 @@ def test_input_query(tmp_path):
                    run_training_check=False)
     np.testing.assert_allclose(to_numpy(InputQuery()(x.astype("float32"), indices.astype("int32"))),
                                np.take_along_axis(x, indices[..., None], axis=1), atol=1e-6)
+
+
+def test_sinusoidal_initializer_gives_distinct_ordered_rows_of_the_asked_scale():
+    from perceiver_keras import SinusoidalInitializer
+
+    table = to_numpy(SinusoidalInitializer(stddev=0.02)((64, 16)))
+    assert table.shape == (64, 16)
+    np.testing.assert_allclose(np.sqrt(np.mean(table**2)), 0.02, rtol=0.05)
+    np.testing.assert_allclose(table[0, 8:], 0.02 * np.sqrt(2.0), rtol=1e-6)  # cos(0) of every frequency
+    distances = np.linalg.norm(table[:, None] - table[None], axis=-1)
+    assert distances[~np.eye(64, dtype=bool)].min() > 1e-3  # every position has its own row
+    assert distances[0, 1] < distances[0, 8]  # neighbours are closer than distant positions
+    clone = SinusoidalInitializer.from_config(SinusoidalInitializer(0.1, 100.0).get_config())
+    assert (clone.stddev, clone.max_wavelength) == (0.1, 100.0)
+    with pytest.raises(ValueError, match=r"Received: shape=\(4,\)"):
+        SinusoidalInitializer()((4,))
