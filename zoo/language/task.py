@@ -36,7 +36,8 @@ class MaskedLanguageModelingTask:
 
     def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
         """Accuracy on the test masks of always predicting the training data's most frequent masked byte."""
-        train, test = self.datasets(preset, 64, options.get("seed", 0), {**options, "take": None})
+        # The batch size of training, so that the evaluation masks are the ones the model was scored on.
+        train, test = self.datasets(preset, options["batch_size"], options.get("seed", 0), {**options, "take": None})
         train = train.take(options.get("steps_per_epoch") or 100)  # the training stream repeats
         baseline = data.most_frequent_byte_baseline(train, test)
         return {"most_frequent_byte_accuracy": float(baseline["accuracy"]),
