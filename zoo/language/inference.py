@@ -47,20 +47,6 @@ def check_token_inputs(inputs: Mapping[str, np.ndarray], sequence_length: int) -
     return {"token_ids": ids.astype("int32"), "padding_mask": mask.astype("int32")}
 
 
-def encode(texts: str | Sequence[str], sequence_length: int, pairs: Sequence[str] | None = None
-           ) -> dict[str, np.ndarray]:
-    """Tokenizes texts (and optional second texts) to padded {token_ids, padding_mask} NumPy arrays.
-
-    Texts longer than `sequence_length` are truncated (and a warning says how many).
-    """
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts:
-        raise ValueError("Expected at least one text. Received: an empty list")
-    tokenizer = ByteTokenizer(sequence_length=sequence_length)
-    encoded = tokenizer(texts, pair=list(pairs)) if pairs is not None else tokenizer(texts)
-    return {key: keras.ops.convert_to_numpy(value).astype("int32") for key, value in encoded.items()}
-
-
 def fill_mask(model: keras.Model, texts: str | Sequence[str],
               mask_spans: Sequence[Span] | Sequence[Sequence[Span]] | None = None) -> str | list[str]:
     """Fills masked bytes of text with a masked language model's most likely bytes.

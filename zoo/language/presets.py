@@ -15,11 +15,12 @@ _PRETRAINING = dict(epochs=500, steps_per_epoch=1000, batch_size=512, optimizer=
 _FINE_TUNING = dict(epochs=10, batch_size=128, optimizer="lamb", learning_rate=2e-5, weight_decay=0.01,
                     schedule="cosine", warmup_epochs=1)
 
-# A small configuration of the same shape that trains on two CPU cores in minutes. Sine/cosine-initialised
+# A small configuration of the same shape for two CPU cores. Sine/cosine-initialised
 # positions: with the reference's random ones, it does not even learn to copy its input in 400 steps.
 _SMALL = dict(position_initializer="sinusoidal", sequence_length=128, embedding_channels=128, num_latents=32,
               num_latent_channels=128, num_self_attention_layers_per_block=4, num_cross_attention_heads=4,
-              num_self_attention_heads=4, qk_channels=64, v_channels=128, self_attention_widening_factor=2, cross_attention_widening_factor=2)
+              num_self_attention_heads=4, qk_channels=64, v_channels=128, self_attention_widening_factor=2,
+              cross_attention_widening_factor=2)
 
 MASKED_LM_PRESETS = {
     "language_perceiver": (
