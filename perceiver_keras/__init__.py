@@ -4,6 +4,7 @@ from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.blocks import CrossAttentionBlock, SelfAttentionBlock
 from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.encoder import PerceiverEncoder
+from perceiver_keras.flow import FlowPostprocessor, FlowPreprocessor
 from perceiver_keras.image import ClassificationPostprocessor, ImagePreprocessor
 from perceiver_keras.mlp import PerceiverMLP
 from perceiver_keras.model import PerceiverIO
@@ -21,6 +22,8 @@ __all__ = [
     "ClassificationPostprocessor",
     "ImagePreprocessor",
     "CrossAttentionBlock",
+    "FlowPostprocessor",
+    "FlowPreprocessor",
     "FourierPositionEncoding",
     "InputQuery",
     "PerceiverAttention",

@@ -176,11 +176,31 @@ def _text_classifier(architecture: str, config: dict[str, Any], tensors: Checkpo
     return model
 
 
+def _optical_flow(architecture: str, config: dict[str, Any], tensors: CheckpointTensors) -> keras.Model:
+    from zoo.optical_flow.model import build_optical_flow_model
+
+    # transformers' PerceiverForOpticalFlow: frames of its training size, Fourier features with 64
+    # bands at that Nyquist resolution, a linear patch projection to 64 channels; the decoder's
+    # attention widths follow the encoder's cross-attention defaults (qk and v from
+    # cross_attention_shape_for_attention), one head, no query residual.
+    train_size = tuple(config.get("train_size") or (368, 496))
+    model = build_optical_flow_model(
+        frame_size=train_size, max_resolution=train_size, num_bands=64, patch_channels=64,
+        name=config.get("_name_or_path", "").replace("/", "_") or "perceiver_io_optical_flow",
+        **encoder_arguments(config),
+    )
+    weights.load_dense(model.preprocessor.patch_projection, tensors, "perceiver.input_preprocessor.conv_after_patches.")
+    weights.load_encoder(model.encoder, tensors, "perceiver.")
+    weights.load_decoder(model.decoder, tensors, "perceiver.decoder.decoder.")
+    return model
+
+
 # Architecture (config.json "architectures") -> function(architecture, config, tensors) -> model.
 CONVERTERS: dict[str, Callable[[str, dict[str, Any], CheckpointTensors], keras.Model]] = {
     **{name: _image_classifier for name in _IMAGE_PREPROCESSING},
     "PerceiverForMaskedLM": _masked_language_model,
     "PerceiverForSequenceClassification": _text_classifier,
+    "PerceiverForOpticalFlow": _optical_flow,
 }
 
 
@@ -194,7 +214,8 @@ def from_transformers(path: str | os.PathLike) -> keras.Model:
 
     Returns:
         The Keras model, weights loaded; every checkpoint tensor is used. Image models take
-        channels-last images; language models a dict {"token_ids", "padding_mask"} (B, L) int32.
+        channels-last images; language models a dict {"token_ids", "padding_mask"} (B, L) int32;
+        the optical-flow model frame pairs (B, 2, H, W, 3) at the checkpoint's training size.
 
     Raises:
         FileNotFoundError: the folder, config.json or the weights file is missing.
