@@ -47,7 +47,7 @@ def test_paper_presets_have_the_reference_parameter_counts():
 
 
 def test_small_presets_build_with_dict_inputs():
-    for name, outputs in (("pydoc_mlm", (None, 128, 262)), ("source_type", (None, 3))):
+    for name, outputs in (("pydoc_mlm", (None, 32, 262)), ("source_type", (None, 3))):
         model = zoo.create_model(name)
         assert sorted(model.input) == ["padding_mask", "token_ids"]
         assert model.output_shape == outputs
@@ -58,10 +58,10 @@ def test_subsampled_decoding_equals_the_full_logits_at_those_positions():
     subsampled = zoo.create_model("pydoc_mlm", num_self_attention_layers_per_block=1, use_output_indices=True)
     subsampled.set_weights(full.get_weights())
     rng = np.random.default_rng(0)
-    ids = rng.integers(6, 262, size=(2, 128)).astype("int32")
+    ids = rng.integers(6, 262, size=(2, 32)).astype("int32")
     mask = np.ones_like(ids)
-    mask[1, 100:] = 0
-    indices = np.array([[0, 5, 127], [3, 3, 64]], "int32")
+    mask[1, 25:] = 0
+    indices = np.array([[0, 5, 31], [3, 3, 16]], "int32")
     logits = keras.ops.convert_to_numpy(full({"token_ids": ids, "padding_mask": mask}))
     picked = keras.ops.convert_to_numpy(
         subsampled({"token_ids": ids, "padding_mask": mask, "output_indices": indices}))

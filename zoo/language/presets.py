@@ -29,9 +29,14 @@ MASKED_LM_PRESETS = {
              description="The paper's byte MLM: 2,048 bytes, 256 x 1280 latents, 26 layers, tied embedding."),
     ),
     "pydoc_mlm": (
-        dict(_SMALL, decoder_num_heads=4, decoder_qk_channels=64, dropout=0.0),
+        # Narrower and shorter than _SMALL: 32-byte windows, one latent per byte, two layers. In
+        # a few minutes here this learns from context (held-out masked accuracy well above the
+        # most-frequent byte), where _SMALL's 128-byte windows stayed at that baseline for 1,200 steps.
+        dict(_SMALL, sequence_length=32, embedding_channels=64, num_latents=32, num_latent_channels=64,
+             qk_channels=32, v_channels=64, num_self_attention_layers_per_block=2, decoder_num_heads=4,
+             decoder_qk_channels=32, dropout=0.0),
         dict(dataset="pydoc", description="A small byte MLM pretrained offline on Python's own documentation.",
-             training=dict(epochs=12, steps_per_epoch=100, batch_size=32, optimizer="lamb", learning_rate=4e-3,
+             training=dict(epochs=12, steps_per_epoch=250, batch_size=128, optimizer="adamw", learning_rate=2e-3,
                            weight_decay=0.01, schedule="cosine", warmup_epochs=1)),
     ),
 }
