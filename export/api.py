@@ -46,6 +46,7 @@ def export_model(
     num_calibration: int = 200,
     extra_signatures: Mapping[str, ExtraSignature] | None = None,
     extra_metrics: ExtraMetrics | None = None,
+    regression: bool = False,
 ) -> ExportReport:
     """Exports a Keras model to a SavedModel and .tflite files, and checks them against Keras.
 
@@ -82,6 +83,10 @@ def export_model(
         extra_metrics: called for every .tflite variant with the evaluation inputs, the Keras
             outputs and the variant's outputs (named NumPy arrays); the metrics it returns go into
             the variant's `extra_metrics` (e.g. top-1 agreement on masked positions only).
+        regression: the outputs are values (e.g. optical flow), not logits: top-1 agreement and
+            accuracy, argmax metrics, are not computed (`None`), so the dynamic and int8 variants
+            are measured by `max_abs_diff` and `extra_metrics` (e.g. the end-point error) and held
+            to no threshold. Without it, a float output with >= 2 channels is read as logits.
 
     Returns:
         The `ExportReport`, also written as `report.json` and `report.md`.
@@ -132,7 +137,7 @@ def export_model(
             work, model, signature, feed, labels, calibration, quantizations=quantizations,
             static_batch=static_batch, thresholds=thresholds or Thresholds(),
             latency_runs=latency_runs, signature_name=signature_name,
-            extra_signatures=extra_signatures, extra_metrics=extra_metrics,
+            extra_signatures=extra_signatures, extra_metrics=extra_metrics, regression=regression,
         )
         report.out_dir = str(out_dir)
         report.write(work)
@@ -158,9 +163,10 @@ def _export_into(
     signature_name: str,
     extra_signatures: dict[str, ExtraSignature],
     extra_metrics: ExtraMetrics | None,
+    regression: bool,
 ) -> ExportReport:
     expected = keras_predict(model, signature, feed)
-    keras_accuracy = accuracy(expected, labels)
+    keras_accuracy = None if regression else accuracy(expected, labels)
 
     saved_model_dir = work / "saved_model"
     extra_expected = {name: extra.expected_outputs() for name, extra in extra_signatures.items()}
@@ -199,8 +205,8 @@ def _export_into(
                 file=file,
                 size_bytes=len(flatbuffer),
                 max_abs_diff=max_abs_diff(expected, actual),
-                top1_agreement=top1_agreement(expected, actual),
-                accuracy=accuracy(actual, labels),
+                top1_agreement=None if regression else top1_agreement(expected, actual),
+                accuracy=None if regression else accuracy(actual, labels),
                 latency_ms={
                     str(threads): measure_latency_ms(
                         flatbuffer, signature_name, example, threads, latency_runs
@@ -222,7 +228,7 @@ def _export_into(
             "keras": keras.__version__,
             "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
         },
-        keras={"accuracy": keras_accuracy, "num_eval": num_samples(feed)},
+        keras={"accuracy": keras_accuracy, "num_eval": num_samples(feed), "regression": regression},
         saved_model=saved_model,
         variants=variants,
         thresholds=thresholds,

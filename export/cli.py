@@ -7,8 +7,11 @@
 A run directory holds `model.keras` and `run.json`; `run.json` names the data builder:
 `{"data": {"builder": "package.module:function", "kwargs": {...}}, "imports": ["package"]}`.
 `builder(**kwargs)` returns `{"calibration": x, "eval": (x, y)}`, optionally with
-`"extra_signatures"` (a function of the loaded model returning `{name: export.ExtraSignature}`) and
-`"extra_metrics"` (see `export_model`). The modules in `"imports"` (which
+`"prepare_model"` (a function of the loaded model returning the model to export, e.g. the
+full-frame model of one trained with subsampled decoding; the data must fit the model it returns),
+`"extra_signatures"` (a function of the model to export returning `{name: export.ExtraSignature}`),
+`"extra_metrics"`, `"regression"` and `"thresholds"` (a dict of `export.Thresholds` fields
+replacing the defaults, e.g. for a masked LM; see `export_model`). The modules in `"imports"` (which
 register the model's custom layers) are imported before the model is loaded.
 
 Exit status: 0 when every threshold holds, 1 when one fails (the artefacts and report are still
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 EXIT_PASSED, EXIT_THRESHOLD_FAILED, EXIT_ERROR = 0, 1, 2
+_HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "thresholds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,17 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # TensorFlow is imported only after argument parsing, so `--help` and usage errors are quick.
     from export.api import export_model
+    from export.report import Thresholds
     from export.tflite import UnsupportedOpError
 
     try:
         model, calibration, evaluation, hooks = _load_source(Path(args.source), args)
+        if hooks.get("prepare_model"):
+            model = hooks["prepare_model"](model)
         extra_signatures = hooks.get("extra_signatures")
         report = export_model(
             model, args.out, quantizations=args.quantize, calibration_data=calibration,
             eval_data=evaluation, static_batch=args.static_batch, overwrite=args.overwrite,
             latency_runs=args.latency_runs, num_eval=args.num_eval,
             extra_signatures=extra_signatures(model) if extra_signatures else None,
-            extra_metrics=hooks.get("extra_metrics"),
+            extra_metrics=hooks.get("extra_metrics"), regression=bool(hooks.get("regression")),
+            thresholds=Thresholds(**hooks.get("thresholds", {})),
         )
     except (UnsupportedOpError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -97,7 +105,7 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any,
         _import_all(run.get("imports", []))
         model = keras.saving.load_model(source / "model.keras", compile=False)
         data = _build_data(run)
-        hooks = {key: data[key] for key in ("extra_signatures", "extra_metrics") if data.get(key)}
+        hooks = {key: data[key] for key in _HOOKS if data.get(key)}
         return model, data.get("calibration"), data.get("eval"), hooks
     if source.suffix != ".keras" or not source.is_file():
         raise FileNotFoundError(

@@ -23,14 +23,19 @@ class Thresholds:
         int8_top1_agreement: the same for full-integer quantization.
         int8_max_accuracy_drop: largest accuracy drop (a fraction: 0.01 is one point) of the int8
             model below the Keras model's, when labels are known.
+
+    A limit of `None` is not held: the value is reported only (e.g. a masked LM's agreement over
+    all positions, where only its masked positions matter). The agreement and accuracy limits apply
+    to logits only: a regression export (`export_model(regression=True)`) has neither, and its
+    dynamic and int8 variants are reported.
     """
 
-    saved_model_max_abs_diff: float = 1e-5
-    float32_max_abs_diff: float = 1e-4
-    float16_max_abs_diff: float = 1e-2
-    dynamic_top1_agreement: float = 0.99
-    int8_top1_agreement: float = 0.99
-    int8_max_accuracy_drop: float = 0.01
+    saved_model_max_abs_diff: float | None = 1e-5
+    float32_max_abs_diff: float | None = 1e-4
+    float16_max_abs_diff: float | None = 1e-2
+    dynamic_top1_agreement: float | None = 0.99
+    int8_top1_agreement: float | None = 0.99
+    int8_max_accuracy_drop: float | None = 0.01
 
     def saved_model_failures(self, diff: float | None) -> list[str]:
         return _at_most("max_abs_diff", diff, self.saved_model_max_abs_diff)
@@ -45,22 +50,25 @@ class Thresholds:
         if q == "dynamic":
             return _at_least("top1_agreement", variant.top1_agreement, self.dynamic_top1_agreement)
         failures = _at_least("top1_agreement", variant.top1_agreement, self.int8_top1_agreement)
-        if variant.accuracy is not None and keras_accuracy is not None:
+        limit = self.int8_max_accuracy_drop
+        if limit is not None and variant.accuracy is not None and keras_accuracy is not None:
             drop = round(keras_accuracy - variant.accuracy, 9)  # 0.97 - 0.96 is 0.01000000000000001.
-            if drop > self.int8_max_accuracy_drop:
+            if drop > limit:
                 failures.append(
                     f"accuracy drop {drop:.4f} (Keras {keras_accuracy:.4f} -> int8 "
-                    f"{variant.accuracy:.4f}) > {self.int8_max_accuracy_drop}"
+                    f"{variant.accuracy:.4f}) > {limit}"
                 )
         return failures
 
 
-def _at_most(metric: str, value: float | None, limit: float) -> list[str]:
-    return [f"{metric} {value:.3g} > {limit:g}"] if value is not None and value > limit else []
+def _at_most(metric: str, value: float | None, limit: float | None) -> list[str]:
+    held = value is not None and limit is not None
+    return [f"{metric} {value:.3g} > {limit:g}"] if held and value > limit else []
 
 
-def _at_least(metric: str, value: float | None, limit: float) -> list[str]:
-    return [f"{metric} {value:.4f} < {limit:g}"] if value is not None and value < limit else []
+def _at_least(metric: str, value: float | None, limit: float | None) -> list[str]:
+    held = value is not None and limit is not None
+    return [f"{metric} {value:.4f} < {limit:g}"] if held and value < limit else []
 
 
 @dataclasses.dataclass
@@ -190,8 +198,11 @@ class ExportReport:
             "",
             "| threshold | value |",
             "|---|---|",
-            *(f"| {k} | {v:g} |" for k, v in dataclasses.asdict(self.thresholds).items()),
+            *(f"| {k} | {'reported, not held' if v is None else format(v, 'g')} |"
+              for k, v in dataclasses.asdict(self.thresholds).items()),
             "",
+            *(["Regression outputs: the top-1 agreement and accuracy limits do not apply.", ""]
+              if self.keras.get("regression") else []),
             "## Operators",
             "",
             *(_ops_line(q, v) for q, v in self.variants.items()),

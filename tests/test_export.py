@@ -173,6 +173,20 @@ def test_violated_threshold_fails_the_report_but_keeps_the_artefacts(digits, tmp
     assert (tmp_path / "out" / "model_float32.tflite").is_file()
 
 
+def test_a_threshold_of_none_is_reported_not_held():
+    common = dict(size_bytes=1, latency_ms={}, ops={}, gpu_delegate={})
+    low = export.VariantReport(quantization="int8", file="model_int8.tflite", max_abs_diff=3.0, top1_agreement=0.5,
+                               accuracy=0.1, **common)
+    assert export.Thresholds().variant_failures(low, keras_accuracy=0.9) == [
+        "top1_agreement 0.5000 < 0.99", "accuracy drop 0.8000 (Keras 0.9000 -> int8 0.1000) > 0.01"]
+    assert export.Thresholds(int8_top1_agreement=None, int8_max_accuracy_drop=None).variant_failures(
+        low, keras_accuracy=0.9) == []
+    drifted = export.VariantReport(quantization="float16", file="f.tflite", max_abs_diff=0.04, top1_agreement=None,
+                                   accuracy=None, **common)
+    assert export.Thresholds(float16_max_abs_diff=None).variant_failures(drifted, None) == []
+    assert export.Thresholds().variant_failures(drifted, None) == ["max_abs_diff 0.04 > 0.01"]
+
+
 def test_cli_on_a_run_directory_exits_non_zero_when_int8_fails(digits, tmp_path, capsys):
     model, _ = digits
     run = tmp_path / "run"

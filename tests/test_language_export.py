@@ -16,6 +16,7 @@ import zoo
 from export.verify import TFLiteRunner
 from perceiver_keras.byte_tokenizer import MASK_ID
 from zoo.language.export import (
+    MASKED_LM_THRESHOLDS,
     TEXT_SIGNATURE,
     export_arrays,
     export_language_model,
@@ -170,6 +171,21 @@ def test_mlm_masked_agreement_equals_a_manual_litert_computation(mlm):
         }
         assert saved[quantization]["extra_metrics"]["masked_top1_agreement"] == pytest.approx(manual)
     assert "masked_top1_agreement" in (out / "report.md").read_text()
+    # A masked LM holds float parity; its agreement over all (mostly unmasked) positions is reported only.
+    assert report.thresholds == export.Thresholds(**MASKED_LM_THRESHOLDS)
+    assert "| int8_top1_agreement | reported, not held |" in (out / "report.md").read_text()
+
+
+def test_mlm_masked_accuracy_of_each_variant_against_the_original_bytes(mlm):
+    model, inputs, _, _, _ = mlm
+    feed = tokenize(inputs, sequence_length=LENGTH)
+    masked = feed["token_ids"] == MASK_ID
+    labels = np.where(masked, 7 + np.arange(feed["token_ids"].size).reshape(masked.shape) % 5, feed["token_ids"])
+    logits = model.predict(feed, verbose=0)
+    metrics = masked_metrics(masked, labels)(feed, {"logits": logits}, {"logits": logits})
+    expected = float(np.mean(np.argmax(logits[masked], -1) == labels[masked]))
+    assert metrics["masked_accuracy"] == metrics["keras_masked_accuracy"] == pytest.approx(expected)
+    assert metrics["masked_top1_agreement"] == 1.0 and metrics["num_masked"] == int(masked.sum())
 
 
 def test_bad_inputs_raise_before_writing_anything(classifier_model, tmp_path):
