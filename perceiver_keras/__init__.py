@@ -6,8 +6,16 @@ from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.encoder import PerceiverEncoder
 from perceiver_keras.flow import FlowPostprocessor, FlowPreprocessor
 from perceiver_keras.image import ClassificationPostprocessor, ImagePreprocessor
+from perceiver_keras.media import AudioPreprocessor, FourierQuery, VideoPreprocessor
 from perceiver_keras.mlp import PerceiverMLP
 from perceiver_keras.model import PerceiverIO
+from perceiver_keras.multimodal import (
+    MultimodalPostprocessor,
+    MultimodalPreprocessor,
+    MultimodalQuery,
+    OneHotPreprocessor,
+)
+from perceiver_keras.multimodal_model import MultimodalPerceiverIO
 from perceiver_keras.text import TextPreprocessor
 from perceiver_keras.position_encoding import (
     FourierPositionEncoding,
@@ -19,13 +27,20 @@ from perceiver_keras.position_encoding import (
 )
 
 __all__ = [
+    "AudioPreprocessor",
     "ClassificationPostprocessor",
     "ImagePreprocessor",
     "CrossAttentionBlock",
     "FlowPostprocessor",
     "FlowPreprocessor",
     "FourierPositionEncoding",
+    "FourierQuery",
     "InputQuery",
+    "MultimodalPerceiverIO",
+    "MultimodalPostprocessor",
+    "MultimodalPreprocessor",
+    "MultimodalQuery",
+    "OneHotPreprocessor",
     "PerceiverAttention",
     "PerceiverDecoder",
     "PerceiverEncoder",
@@ -35,6 +50,7 @@ __all__ = [
     "SinusoidalInitializer",
     "TextPreprocessor",
     "TrainablePositionEncoding",
+    "VideoPreprocessor",
     "fourier_features",
     "linear_positions",
 ]

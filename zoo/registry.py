@@ -17,6 +17,7 @@ TASK_MODULES = {
     "masked_language_modeling": "zoo.language",
     "text_classification": "zoo.language",
     "optical_flow": "zoo.optical_flow",
+    "multimodal_autoencoding": "zoo.multimodal",
 }
 
 

@@ -195,12 +195,53 @@ def _optical_flow(architecture: str, config: dict[str, Any], tensors: Checkpoint
     return model
 
 
+def _multimodal_autoencoder(architecture: str, config: dict[str, Any], tensors: CheckpointTensors) -> keras.Model:
+    from zoo.multimodal.model import build_multimodal_autoencoder
+
+    # transformers' PerceiverForMultimodalAutoencoding fixes 1x4x4 video patches with 32 Fourier bands,
+    # 192 audio bands, input padding 4 and query padding 2, the label always masked, one decoder head
+    # without query residual; sizes come from num_frames, image_size, audio_samples_per_frame,
+    # samples_per_patch, output_shape, output_num_channels and the labels.
+    num_frames, image_size = config.get("num_frames", 16), _image_size(config)
+    output_shape = tuple(config.get("output_shape") or (1, 16, 224, 224))
+    if tuple(output_shape[1:]) != (num_frames, *image_size):
+        raise ValueError(
+            "The video decoder's output_shape must be (batch, num_frames, image_size, image_size): its Fourier "
+            f"queries use that Nyquist resolution. Received: output_shape={list(output_shape)}, "
+            f"num_frames={num_frames}, image_size={image_size}"
+        )
+    label_query = "perceiver.decoder.modalities.label.decoder.output_position_encodings.position_embeddings"
+    model = build_multimodal_autoencoder(
+        num_frames=num_frames, frame_size=image_size,
+        num_audio_samples=num_frames * config.get("audio_samples_per_frame", 1920),
+        num_classes=_num_labels(config), samples_per_patch=config.get("samples_per_patch", 16),
+        label_query_channels=int(tensors[label_query].shape[-1]), label_mask_probability=1.0,
+        decoder_output_channels=config.get("output_num_channels", 512),
+        name=config.get("_name_or_path", "").replace("/", "_") or "perceiver_io_multimodal_autoencoder",
+        **encoder_arguments(config),
+    )
+    prefix = "perceiver.input_preprocessor."
+    for key in model.preprocessor.modalities:
+        weights.assign(model.preprocessor.padding[key], tensors[f"{prefix}padding.{key}"], f"{prefix}padding.{key}")
+        weights.assign(model.preprocessor.mask_tokens[key], tensors[f"{prefix}mask.{key}"], f"{prefix}mask.{key}")
+    weights.load_encoder(model.encoder, tensors, "perceiver.")
+    for key in model.query.queries:
+        name = f"perceiver.decoder.padding.{key}"
+        weights.assign(model.query.padding[key], tensors[name], name)
+    weights.load_trainable_position_encoding(model.query.queries["label"], tensors, label_query.rsplit(".", 1)[0] + ".")
+    weights.load_decoder(model.decoder, tensors, "perceiver.decoder.decoder.")
+    for key, head in model.postprocessor.heads.items():
+        weights.load_dense(head, tensors, f"perceiver.output_postprocessor.modalities.{key}.classifier.")
+    return model
+
+
 # Architecture (config.json "architectures") -> function(architecture, config, tensors) -> model.
 CONVERTERS: dict[str, Callable[[str, dict[str, Any], CheckpointTensors], keras.Model]] = {
     **{name: _image_classifier for name in _IMAGE_PREPROCESSING},
     "PerceiverForMaskedLM": _masked_language_model,
     "PerceiverForSequenceClassification": _text_classifier,
     "PerceiverForOpticalFlow": _optical_flow,
+    "PerceiverForMultimodalAutoencoding": _multimodal_autoencoder,
 }
 
 
@@ -215,7 +256,9 @@ def from_transformers(path: str | os.PathLike) -> keras.Model:
     Returns:
         The Keras model, weights loaded; every checkpoint tensor is used. Image models take
         channels-last images; language models a dict {"token_ids", "padding_mask"} (B, L) int32;
-        the optical-flow model frame pairs (B, 2, H, W, 3) at the checkpoint's training size.
+        the optical-flow model frame pairs (B, 2, H, W, 3) at the checkpoint's training size; the
+        multimodal autoencoder a dict {"audio" (B, S, 1), "image" (B, T, H, W, 3), "label" (B, K)}
+        (decode it in chunks with `zoo.multimodal.reconstruct`).
 
     Raises:
         FileNotFoundError: the folder, config.json or the weights file is missing.
