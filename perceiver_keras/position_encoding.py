@@ -7,39 +7,15 @@ import numpy as np
 from keras import ops
 
 from perceiver_keras import _checks
-
-
-def linear_positions(index_dims):
-    """Positions in [-1, 1] on an ij grid: numpy array of shape (*index_dims, len(index_dims))."""
-    axes = [np.linspace(-1.0, 1.0, num=n, dtype=np.float64) for n in index_dims]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-
-
-def fourier_features(positions, num_bands, max_resolution, concat_pos=True, sine_only=False):
-    """Fourier features of positions, in the reference's channel order.
-
-    `[positions, sin(pi f x) for each dim and band, cos(pi f x) ...]` with
-    `f = linspace(1, max_resolution / 2, num_bands)` per dimension (dimension-major).
-
-    Args:
-        positions: tensor (..., d) of positions, typically in [-1, 1].
-        num_bands: number of frequency bands K per dimension.
-        max_resolution: sequence of d ints, the Nyquist resolution per dimension.
-        concat_pos: whether to prepend the raw positions.
-        sine_only: whether to omit the cosine block.
-
-    Returns:
-        Tensor (..., d * (2K or K) [+ d]).
-    """
-    freqs = np.stack([np.linspace(1.0, res / 2.0, num=num_bands) for res in max_resolution])
-    freqs = ops.convert_to_tensor(freqs.astype("float32"), dtype=positions.dtype)
-    per_dim = ops.expand_dims(positions, -1) * freqs  # (..., d, K)
-    leading = ops.shape(per_dim)[:-2]
-    per_dim = ops.reshape(per_dim, (*leading, len(max_resolution) * num_bands))
-    blocks = [ops.sin(math.pi * per_dim)] + ([] if sine_only else [ops.cos(math.pi * per_dim)])
-    if concat_pos:
-        blocks.insert(0, positions)
-    return ops.concatenate(blocks, axis=-1)
+from perceiver_keras.fourier import (  # noqa: F401 (fourier_features and linear_positions: public API)
+    axis_fourier_table,
+    float32_linspace,
+    fourier_channels,
+    fourier_features,
+    gather_fourier_features,
+    linear_positions,
+    subsampled_positions,
+)
 
 
 def _batch_gather(values, indices):
@@ -104,8 +80,8 @@ class _PositionEncoding(keras.layers.Layer):
 class FourierPositionEncoding(_PositionEncoding):
     """Fixed Fourier-feature position encoding over an N-dimensional index grid.
 
-    The features of the full grid are computed once, in `build`; subsampled positions
-    (`indices`) are featurised on the fly.
+    The features of the full grid are computed once, in `build`; those of subsampled positions
+    (`indices`) are gathered from per-axis tables. Both are transformers' float32 features to one ulp.
 
     Shapes: `inputs` (B, ...) only supplies the batch size; output (B, M, F) with
     M = prod(index_dims), or (B, O, F) when `indices` (B, O) is given.
@@ -144,22 +120,25 @@ class FourierPositionEncoding(_PositionEncoding):
             )
         self.concat_pos = bool(concat_pos)
         self.sine_only = bool(sine_only)
-        self._grid_features = None
+        self._grid_features = self._subsampled_table = None
 
     @property
     def encoding_channels(self):
-        d = len(self.index_dims)
-        return d * self.num_bands * (1 if self.sine_only else 2) + (d if self.concat_pos else 0)
+        return fourier_channels(len(self.index_dims), self.num_bands, self.concat_pos, self.sine_only)
+
+    def _table(self, axis_positions):
+        return axis_fourier_table(axis_positions, self.num_bands, self.max_resolution, self.concat_pos,
+                                  self.sine_only)
 
     def build(self, inputs_shape, indices_shape=None):
-        positions = linear_positions(self.index_dims).reshape(self.num_positions, len(self.index_dims))
-        # Computed once in float64 numpy, then cast: a constant of the graph, not per-call work.
-        freqs = np.stack([np.linspace(1.0, r / 2.0, num=self.num_bands) for r in self.max_resolution])
-        scaled = (positions[:, :, None] * freqs[None]).reshape(self.num_positions, -1)
-        blocks = [np.sin(np.pi * scaled)] + ([] if self.sine_only else [np.cos(np.pi * scaled)])
-        if self.concat_pos:
-            blocks.insert(0, positions)
-        self._grid_features = np.concatenate(blocks, axis=-1).astype("float32")
+        # Constants of the graph, computed once in numpy with the reference's float32 arithmetic.
+        grid = self._table([float32_linspace(-1.0, 1.0, n) for n in self.index_dims])
+        coords = np.indices(self.index_dims).reshape(len(self.index_dims), -1)
+        offsets = np.cumsum((0, *self.index_dims[:-1]))
+        self._grid_features = sum(grid[c + offset] for c, offset in zip(coords, offsets))
+        # Subsampled queries place index i at -1 + 2 i / n, as the reference does (not on the
+        # linspace grid): this keeps converted checkpoints exact.
+        self._subsampled_table = self._table([subsampled_positions(n) for n in self.index_dims])
         super().build(inputs_shape, indices_shape)
 
     def call(self, inputs, indices=None):
@@ -168,19 +147,8 @@ class FourierPositionEncoding(_PositionEncoding):
             grid = ops.convert_to_tensor(self._grid_features, dtype=self.compute_dtype)
             encoding = ops.broadcast_to(ops.expand_dims(grid, 0), (batch, *self._grid_features.shape))
         else:
-            # Subsampled queries place index i at -1 + 2 i / n, as the reference does
-            # (not on the linspace grid): this keeps converted checkpoints exact.
-            indices = ops.cast(indices, "int32")
-            coords, stride = [], self.num_positions
-            for n in self.index_dims:
-                stride //= n
-                coords.append(ops.mod(ops.floor_divide(indices, stride), n))
-            positions = ops.stack([ops.cast(c, self.compute_dtype) for c in coords], axis=-1)
-            scale = ops.convert_to_tensor(np.array(self.index_dims, "float32"), dtype=self.compute_dtype)
-            positions = -1.0 + 2.0 * positions / scale
-            encoding = fourier_features(
-                positions, self.num_bands, self.max_resolution, self.concat_pos, self.sine_only
-            )
+            table = ops.convert_to_tensor(self._subsampled_table, dtype=self.compute_dtype)
+            encoding = gather_fourier_features(table, indices, self.index_dims)
         return self._project(encoding)
 
     def get_config(self):
