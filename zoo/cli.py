@@ -25,13 +25,16 @@ _TRAIN_OPTIONS = {  # flag -> (type, help)
     "steps_per_epoch": (int, "cap on steps per epoch"),
     "mixup": (float, "MixUp alpha (0 disables)"),
     "cutmix": (float, "CutMix factor (0 disables)"),
-    "data_dir": (str, "TensorFlow Datasets data directory"),
+    "data_dir": (str, "TensorFlow Datasets data directory; optical flow: the Sintel or FlyingChairs folder"),
     "manual_dir": (str, "TFDS manual download directory (ImageNet)"),
     "take": (int, "train on the first N examples only"),
     "eval_take": (int, "evaluate on the first N examples only"),
     "corpus": (str, "masked LM corpus: c4, wikipedia, pydoc or text_files (default: the preset's)"),
     "text_files": (str, "masked LM corpus files: a .txt file, a folder or a glob"),
     "mask_probability": (float, "masked LM: fraction of words masked (0.15)"),
+    "flow_dataset": (str, "optical flow: synthetic_flow, sintel or flying_chairs (default: the preset's)"),
+    "sintel_pass": (str, "optical flow: Sintel's clean or final pass (clean)"),
+    "decoded_pixels": (int, "optical flow: pixels decoded per pair in a training step (subsampled decoding)"),
 }
 
 

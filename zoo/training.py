@@ -70,6 +70,60 @@ def _metrics(task_obj: Any, preset: registry.Preset) -> dict[str, list]:
     return {"metrics": task_obj.metrics(preset), "weighted_metrics": weighted}
 
 
+def _compile_args(task_obj: Any, preset: registry.Preset, options: dict[str, Any]) -> dict[str, Any]:
+    """`compile` arguments besides the optimizer: loss, metrics and, if the task has them, loss weights.
+
+    A task with several outputs may return a dict of losses from `loss` and weight them with its
+    optional `loss_weights(preset, options)` (a dict keyed like the outputs).
+    """
+    args = {"loss": task_obj.loss(preset, options), **_metrics(task_obj, preset)}
+    if hasattr(task_obj, "loss_weights"):
+        args["loss_weights"] = task_obj.loss_weights(preset, options)
+    return args
+
+
+def _evaluation_model(task_obj: Any, model: keras.Model, preset: registry.Preset, options: dict[str, Any]
+                      ) -> keras.Model:
+    """The model the validation and test metrics come from: `model`, or the task's `evaluation_model`.
+
+    A task's optional `evaluation_model(model, preset, options)` returns a model with the same weight
+    list as `model` holding its weights, e.g. the multimodal autoencoder rebuilt with its label
+    always masked, so that label accuracy is classification rather than copying. It is compiled here.
+    """
+    if not hasattr(task_obj, "evaluation_model"):
+        return model
+    evaluated = task_obj.evaluation_model(model, preset, options)
+    if evaluated is not model:
+        evaluated.compile(**_compile_args(task_obj, preset, options), jit_compile=options.get("jit_compile", "auto"))
+    return evaluated
+
+
+class _ValidateWith(keras.callbacks.Callback):
+    """Per-epoch validation through another model given the trained weights: `val_*` in the epoch's logs.
+
+    It must come before the callbacks that read the logs (CSVLogger, TensorBoard).
+    """
+
+    def __init__(self, evaluated: keras.Model, data: Any):
+        super().__init__()
+        self.evaluated, self.data = evaluated, data
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.evaluated.set_weights(self.model.get_weights())
+        results = self.evaluated.evaluate(self.data, return_dict=True, verbose=0)
+        if logs is not None:
+            logs.update({f"val_{name}": float(value) for name, value in results.items()})
+
+
+def task_model_overrides(task_obj: Any, preset: registry.Preset, options: dict[str, Any]) -> dict[str, Any]:
+    """Builder arguments a task's training model needs, e.g. output indices for subsampled decoding.
+
+    The task's optional `model_overrides(preset, options)`; the caller's own overrides win over them,
+    and run.json records the merged arguments.
+    """
+    return dict(task_obj.model_overrides(preset, options)) if hasattr(task_obj, "model_overrides") else {}
+
+
 def _open_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
     """The run.json of an unfinished run to resume, or None for a fresh run directory."""
     run_file = out / "run.json"
@@ -89,13 +143,13 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         task: task name, e.g. "image_classification".
         preset_name: a preset of that task.
         out: the run directory.
-        model_overrides: builder arguments replacing the preset's.
+        model_overrides: builder arguments replacing the preset's (and the task's `model_overrides`).
         overwrite: allow training into a directory that holds a finished run.
         verbose: Keras' verbosity (the progress bar by default).
         **option_overrides: training options (epochs, batch_size, optimizer, learning_rate,
             weight_decay, schedule, warmup_epochs, ema_momentum, label_smoothing, precision,
             jit_compile, seed, steps_per_epoch, augment, rand_augment, mixup, cutmix, data_dir,
-            manual_dir, take, tensorboard).
+            manual_dir, take, tensorboard, and the tasks' own, e.g. decoded_pixels).
 
     Returns:
         The final run.json contents.
@@ -108,9 +162,10 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     resumed = _open_run(out, overwrite)
     if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
         model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
-    model_overrides = dict(model_overrides or {})
-    preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     options = training_options(preset, **option_overrides)
+    preset = with_overrides(preset, dict(model_overrides or {}))
+    model_overrides = {**task_model_overrides(task_obj, preset, options), **(model_overrides or {})}
+    preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     out.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(options["seed"])
@@ -132,8 +187,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
                                      total_steps=steps * options["epochs"],
                                      warmup_steps=steps * options["warmup_epochs"],
                                      ema_momentum=options.get("ema_momentum")),
-            loss=task_obj.loss(preset, options), **_metrics(task_obj, preset), jit_compile=options.get("jit_compile", "auto"),
+            **_compile_args(task_obj, preset, options), jit_compile=options.get("jit_compile", "auto"),
         )
+        evaluated = _evaluation_model(task_obj, model, preset, options)
         run = {
             "task": task, "preset": preset_name, "model_overrides": model_overrides, "options": options,
             "parameter_count": model.count_params(), "status": "running",
@@ -149,10 +205,15 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         ]
         if options.get("tensorboard", True):
             callbacks.append(keras.callbacks.TensorBoard(str(out / "logs")))
+        validation = {"validation_data": test_ds}
+        if evaluated is not model:  # validated through the evaluation model, before the loggers read the logs
+            callbacks, validation = [_ValidateWith(evaluated, test_ds), *callbacks], {}
         started = time.time()
-        model.fit(train_ds, validation_data=test_ds, epochs=options["epochs"],
-                  steps_per_epoch=options.get("steps_per_epoch"), callbacks=callbacks, verbose=verbose)
-        results = model.evaluate(test_ds, return_dict=True, verbose=0)
+        model.fit(train_ds, epochs=options["epochs"], steps_per_epoch=options.get("steps_per_epoch"),
+                  callbacks=callbacks, verbose=verbose, **validation)
+        if evaluated is not model:
+            evaluated.set_weights(model.get_weights())
+        results = evaluated.evaluate(test_ds, return_dict=True, verbose=0)
         save_model_atomically(model, out / "model.keras")
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -182,6 +243,6 @@ def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[
     task_obj = registry.get_task(run["task"])
     options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
     _, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
-    model.compile(loss=task_obj.loss(preset, options), **_metrics(task_obj, preset))
-    results = model.evaluate(test_ds, return_dict=True, verbose=0)
+    model.compile(**_compile_args(task_obj, preset, options))
+    results = _evaluation_model(task_obj, model, preset, options).evaluate(test_ds, return_dict=True, verbose=0)
     return {k: float(v) for k, v in results.items() if not math.isnan(float(v))}
