@@ -33,7 +33,7 @@ def test_ground_truth_is_exact():
         inside = visible(pair_flow)
         worst = max(worst, np.abs(warped - pair[0])[inside].max())
         seen.append(inside.mean())
-        assert np.abs(pair[0] - pair[1]).mean() > 1e-3  # The frames do differ.
+        assert np.abs(pair[0] - pair[1]).max() > 1e-3  # The frames do differ (some crops are of flat sky).
     assert worst < 1e-4 and np.mean(seen) > 0.8  # float32 rounding of the sample positions
     magnitude = np.linalg.norm(flow, axis=-1).max(axis=(1, 2))
     assert np.all(magnitude <= min(SIZE) / 10 + 1e-4) and np.all(magnitude >= 0.2 * min(SIZE) / 10 - 1e-4)
