@@ -10,8 +10,11 @@ A run directory holds `model.keras` and `run.json`; `run.json` names the data bu
 `"prepare_model"` (a function of the loaded model returning the model to export, e.g. the
 full-frame model of one trained with subsampled decoding; the data must fit the model it returns),
 `"extra_signatures"` (a function of the model to export returning `{name: export.ExtraSignature}`),
-`"extra_metrics"`, `"regression"` and `"thresholds"` (a dict of `export.Thresholds` fields
-replacing the defaults, e.g. for a masked LM; see `export_model`). The modules in `"imports"` (which
+`"extra_metrics"`, `"regression"`, `"thresholds"` (a dict of `export.Thresholds` fields
+replacing the defaults, e.g. for a masked LM; see `export_model`) and `"extra_artifacts"` (a
+function of the exported model and the output directory, called after the export, that writes
+further files there, e.g. a multimodal encoder and chunked decoder, and returns `{"passed": bool,
+"summary": str}`: the summary is printed and a failure fails the run). The modules in `"imports"` (which
 register the model's custom layers) are imported before the model is loaded.
 
 Exit status: 0 when every threshold holds, 1 when one fails (the artefacts and report are still
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 
 EXIT_PASSED, EXIT_THRESHOLD_FAILED, EXIT_ERROR = 0, 1, 2
-_HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "thresholds")
+_HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "thresholds", "extra_artifacts")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,11 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra_metrics=hooks.get("extra_metrics"), regression=bool(hooks.get("regression")),
             thresholds=Thresholds(**hooks.get("thresholds", {})),
         )
+        extra = hooks["extra_artifacts"](model, Path(args.out)) if hooks.get("extra_artifacts") else None
     except (UnsupportedOpError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.table())
-    return EXIT_PASSED if report.passed else EXIT_THRESHOLD_FAILED
+    if extra is not None:
+        print(extra["summary"])
+    passed = report.passed and (extra is None or extra["passed"])
+    return EXIT_PASSED if passed else EXIT_THRESHOLD_FAILED
 
 
 def _quantizations(text: str) -> tuple[str, ...]:

@@ -1,0 +1,102 @@
+"""Losses and metrics of multimodal autoencoding: weighted L1 on video and audio, cross-entropy on the label.
+
+The paper's training loss (Jaegle et al., Perceiver IO, arXiv 2107.14795, appendix I) is
+
+    0.03 x L1(video) + 1.0 x L1(audio) + 0.0001 x cross-entropy(label)
+
+(`PAPER_LOSS_WEIGHTS`); the paper also reports weights (0.03, 1, 1), which trade reconstruction for
+higher classification accuracy. Keras takes them as one loss per model output plus `loss_weights`:
+the compiled loss is the weighted sum, each L1 the mean over that output's values. The metrics are
+PSNR for video and audio, 10 log10(R^2 / MSE) over every value seen, with R the modality's range
+(`zoo.multimodal.baselines.PSNR_MAX_VALUE`: 1 for frames in [0, 1], 2 for audio in [-1, 1]), so
+they equal `baselines.psnr` of the concatenated arrays; and the label's top-1 accuracy. They take
+the full outputs or the subsampled ones of training alike (the same values in another layout).
+
+Example:
+    >>> model.compile(optimizer="adam", loss=losses(), loss_weights=PAPER_LOSS_WEIGHTS, metrics=metrics())
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from zoo.multimodal.baselines import PSNR_MAX_VALUE
+
+_PACKAGE = "zoo"  # As zoo.schedules.
+MODALITIES = ("audio", "image", "label")
+PAPER_LOSS_WEIGHTS = {"audio": 1.0, "image": 0.03, "label": 0.0001}
+"""Loss weights of the paper's released model: audio L1, video L1, label cross-entropy."""
+
+
+def losses() -> dict[str, keras.losses.Loss]:
+    """One loss per model output: L1 on "audio" and "image", softmax cross-entropy on "label" logits."""
+    return {"audio": keras.losses.MeanAbsoluteError(name="audio_l1"),
+            "image": keras.losses.MeanAbsoluteError(name="image_l1"),
+            "label": keras.losses.CategoricalCrossentropy(from_logits=True, name="label_cross_entropy")}
+
+
+def loss_weights(image: float | None = None, audio: float | None = None, label: float | None = None
+                 ) -> dict[str, float]:
+    """`PAPER_LOSS_WEIGHTS` with the given (non-None) weights replaced; each must be >= 0."""
+    weights = dict(PAPER_LOSS_WEIGHTS)
+    for key, value in (("image", image), ("audio", audio), ("label", label)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"Expected {key}_loss_weight >= 0. Received: {key}_loss_weight={value!r}")
+        weights[key] = float(value)
+    return weights
+
+
+def metrics() -> dict[str, list]:
+    """`compile(metrics=...)`: PSNR of "image" and "audio", top-1 accuracy of "label".
+
+    Keras reports them as "image_psnr", "audio_psnr" and "label_accuracy".
+    """
+    return {"audio": [PeakSignalToNoiseRatio(PSNR_MAX_VALUE["audio"], name="psnr")],
+            "image": [PeakSignalToNoiseRatio(PSNR_MAX_VALUE["image"], name="psnr")],
+            "label": [keras.metrics.CategoricalAccuracy(name="accuracy")]}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PeakSignalToNoiseRatio(keras.metrics.Metric):
+    """PSNR in dB over every value seen: 10 log10(max_value^2 / MSE), the MSE streamed, not per batch.
+
+    Args:
+        max_value: the value range R (1 for frames in [0, 1], 2 for audio in [-1, 1]).
+        name, dtype: as for any metric.
+
+    Call arguments:
+        y_true, y_pred: the same shape, any layout. sample_weight: optional weights broadcastable
+            to y_true's shape from the left (e.g. (B,)).
+    """
+
+    def __init__(self, max_value=1.0, name="psnr", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        if isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not max_value > 0:
+            raise ValueError(f"Expected max_value > 0. Received: max_value={max_value!r}")
+        self.max_value = float(max_value)
+        self.squared_error = self.add_variable((), "zeros", "float32", name="squared_error")
+        self.count = self.add_variable((), "zeros", "float32", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        # In float32 whatever the compute dtype: bfloat16 squares lose the small errors PSNR is about.
+        errors = ops.square(ops.cast(y_pred, "float32") - ops.cast(y_true, "float32"))
+        weights = ops.ones_like(errors)
+        if sample_weight is not None:
+            weights = ops.cast(sample_weight, "float32")
+            weights = ops.reshape(weights, ops.shape(weights) + (1,) * (len(errors.shape) - len(weights.shape)))
+            weights = ops.broadcast_to(weights, ops.shape(errors))
+        self.squared_error.assign_add(ops.sum(errors * weights))
+        self.count.assign_add(ops.sum(weights))
+
+    def result(self):
+        mse = ops.divide_no_nan(ops.convert_to_tensor(self.squared_error), ops.convert_to_tensor(self.count))
+        # An exact reconstruction gives +inf, as `baselines.psnr`.
+        return 10.0 * ops.log(self.max_value ** 2 / mse) / math.log(10.0)
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value}
