@@ -84,9 +84,14 @@ class TextClassificationTask:
         info = classification_info(preset.metadata["dataset"])
         if info.num_classes == 1:
             return {}
-        train, test = self.datasets(preset, 256, options.get("seed", 0), options)
-        # The majority class from up to 10,240 shuffled training examples: GLUE's QQP alone has 364k.
-        labels = [y for _, y in train.take(40).as_numpy_iterator()]
+        # Batched as in training (a training split smaller than a batch of 256 gave no batch at all).
+        batch_size = options["batch_size"]
+        train, test = self.datasets(preset, batch_size, options.get("seed", 0), options)
+        # The majority class from up to ~10,240 shuffled training examples: GLUE's QQP alone has 364k.
+        labels = [y for _, y in train.take(max(1, 10_240 // batch_size)).as_numpy_iterator()]
+        if not labels:
+            raise ValueError(f"Expected at least one training batch of {batch_size} examples for the majority-class "
+                             f"baseline. Received: take={options.get('take')!r}")
         counts = np.bincount(np.concatenate(labels), minlength=info.num_classes)
         labels = np.concatenate([y for _, y in test.as_numpy_iterator()])
         return {"majority_class": int(counts.argmax()), "majority_accuracy": float(np.mean(labels == counts.argmax()))}
