@@ -73,7 +73,8 @@ class PerceiverAttention(keras.layers.Layer):
 
         def dense(units, name, in_channels):
             layer = keras.layers.Dense(
-                units, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer, name=name
+                units, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer, name=name,
+                dtype=self.dtype_policy,
             )
             layer.build((None, None, in_channels))
             return layer
@@ -82,7 +83,7 @@ class PerceiverAttention(keras.layers.Layer):
         self.key_dense = dense(qk, "key", self._kv_channels)
         self.value_dense = dense(v, "value", self._kv_channels)
         self.output_dense = dense(out, "output", v)
-        self.attention_dropout = keras.layers.Dropout(self.dropout, name="attention_dropout")
+        self.attention_dropout = keras.layers.Dropout(self.dropout, name="attention_dropout", dtype=self.dtype_policy)
 
     def _split_heads(self, x, channels):
         shape = ops.shape(x)

@@ -30,7 +30,7 @@ class _Block(keras.layers.Layer):
                 _checks.divisible(name, getattr(self, name), "num_heads", num_heads)
 
     def _norm(self, name, channels):
-        norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name=name)
+        norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name=name, dtype=self.dtype_policy)
         norm.build((None, None, channels))
         return norm
 
@@ -38,15 +38,16 @@ class _Block(keras.layers.Layer):
         self.attention = PerceiverAttention(
             self.num_heads, qk_channels=qk_channels, v_channels=self.v_channels or qk_channels,
             output_channels=query_channels, dropout=self.attention_dropout,
-            kernel_initializer=self.kernel_initializer, name="attention",
+            kernel_initializer=self.kernel_initializer, name="attention", dtype=self.dtype_policy,
         )
         self.attention.build((None, None, query_channels), (None, None, kv_channels))
         self.mlp_norm = self._norm("mlp_norm", query_channels)
         self.mlp = PerceiverMLP(
-            self.widening_factor, self.activation, self.dropout, self.kernel_initializer, name="mlp"
+            self.widening_factor, self.activation, self.dropout, self.kernel_initializer, name="mlp",
+            dtype=self.dtype_policy,
         )
         self.mlp.build((None, None, query_channels))
-        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout", dtype=self.dtype_policy)
 
     def _mlp_residual(self, x, training):
         return x + self.mlp(self.mlp_norm(x), training=training)

@@ -58,13 +58,15 @@ class PerceiverDecoder(keras.layers.Layer):
         _checks.tensor_shape(self.name, "query", query_shape, 3)
         _checks.tensor_shape(self.name, "latents", latents_shape, 3)
         self.cross_attention = CrossAttentionBlock(
-            **self.block_args, kernel_initializer=self.kernel_initializer, name="cross_attention"
+            **self.block_args, kernel_initializer=self.kernel_initializer, name="cross_attention",
+            dtype=self.dtype_policy,
         )
         self.cross_attention.build(query_shape, latents_shape)
         self.projection = None
         if self.output_channels:
             self.projection = keras.layers.Dense(
-                self.output_channels, kernel_initializer=self.projection_initializer, name="projection"
+                self.output_channels, kernel_initializer=self.projection_initializer, name="projection",
+                dtype=self.dtype_policy,
             )
             self.projection.build((None, None, query_shape[-1]))
 

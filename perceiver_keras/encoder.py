@@ -110,7 +110,7 @@ class PerceiverEncoder(keras.layers.Layer):
         for i in range(min(self.num_cross_attends, 2)):
             block = CrossAttentionBlock(
                 **self.cross_attention_args, **self.block_args, kernel_initializer=self.kernel_initializer,
-                name="cross_attention" if i == 0 else "shared_cross_attention",
+                name="cross_attention" if i == 0 else "shared_cross_attention", dtype=self.dtype_policy,
             )
             block.build(latent_shape, inputs_shape)
             self.cross_attentions.append(block)
@@ -119,7 +119,7 @@ class PerceiverEncoder(keras.layers.Layer):
             for j in range(self.num_self_attention_layers_per_block):
                 layer = SelfAttentionBlock(
                     **self.self_attention_args, **self.block_args, kernel_initializer=self.kernel_initializer,
-                    name=f"{prefix}_{j}",
+                    name=f"{prefix}_{j}", dtype=self.dtype_policy,
                 )
                 layer.build(latent_shape)
                 stack.append(layer)

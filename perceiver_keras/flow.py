@@ -82,11 +82,13 @@ class FlowPreprocessor(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' needs a static frame size. Received: inputs.shape={inputs_shape}")
         self._frame_size = tuple(inputs_shape[2:4])
         self.patch_projection = keras.layers.Dense(
-            self.out_channels, kernel_initializer=self.kernel_initializer, name="patch_projection"
+            self.out_channels, kernel_initializer=self.kernel_initializer, name="patch_projection",
+            dtype=self.dtype_policy,
         )
         self.patch_projection.build((None, None, self.patch_channels))
         self.positions = FourierPositionEncoding(
-            self._frame_size, self.num_bands, max_resolution=self.max_resolution, name="positions"
+            self._frame_size, self.num_bands, max_resolution=self.max_resolution, name="positions",
+            dtype=self.dtype_policy,
         )
         self.positions.build((None,))
 
@@ -135,7 +137,7 @@ class FlowPostprocessor(keras.layers.Layer):
     (B, H W, 2) -> (B, H, W, 2) with `image_size=(H, W)`; with `image_size=None`, (B, O, 2) ->
     (B, O, 2), for subsampled decoding of O pixels. The division lets the zero-initialised decoder
     projection work at the scale of its inputs while it emits small flow values (the reference's
-    `rescale_factor`, 100).
+    `rescale_factor`, 100). The flow comes out in the variable dtype (float32 under mixed precision).
 
     Args:
         rescale_factor: positive float, the divisor.
@@ -162,7 +164,7 @@ class FlowPostprocessor(keras.layers.Layer):
 
     def call(self, inputs):
         _checks.tensor_shape(self.name, "inputs", inputs.shape, 3)
-        outputs = inputs / self.rescale_factor
+        outputs = ops.cast(inputs, self.variable_dtype) / self.rescale_factor
         if self.image_size is None:
             return outputs
         height, width = self.image_size

@@ -78,21 +78,22 @@ class ImagePreprocessor(keras.layers.Layer):
         if None in tuple(inputs_shape[1:]):
             raise ValueError(f"Layer '{self.name}' needs a static image size. Received: inputs.shape={inputs_shape}")
         self._image_shape = tuple(inputs_shape[1:])
-        init = _checks.default_initializer()
+        # Sublayers get this layer's policy: built later, they would otherwise take the global one.
+        init, policy = _checks.default_initializer(), self.dtype_policy
         feature_shape = self._image_shape
         if self.prep_type == "conv1x1":
-            self.conv = keras.layers.Conv2D(self.out_channels, 1, kernel_initializer=init, name="conv")
+            self.conv = keras.layers.Conv2D(self.out_channels, 1, kernel_initializer=init, name="conv", dtype=policy)
         elif self.prep_type == "conv":
             self.stem = [
-                keras.layers.ZeroPadding2D(self.conv_kernel_size // 2, name="stem_padding"),
+                keras.layers.ZeroPadding2D(self.conv_kernel_size // 2, name="stem_padding", dtype=policy),
                 keras.layers.Conv2D(self.out_channels, self.conv_kernel_size, strides=self.conv_strides,
-                                    use_bias=False, kernel_initializer=init, name="conv"),
-                keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="batch_norm"),
-                keras.layers.ReLU(name="relu"),
+                                    use_bias=False, kernel_initializer=init, name="conv", dtype=policy),
+                keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="batch_norm", dtype=policy),
+                keras.layers.ReLU(name="relu", dtype=policy),
             ]
             if self.pool_size:
                 self.stem.append(keras.layers.MaxPooling2D(self.pool_size, strides=2, padding=self.pool_padding,
-                                                           name="max_pool"))
+                                                           name="max_pool", dtype=policy))
         for layer in getattr(self, "stem", [getattr(self, "conv", None)]):
             if layer is not None:
                 layer.build((None, *feature_shape))
@@ -102,12 +103,12 @@ class ImagePreprocessor(keras.layers.Layer):
         if self.position_encoding == "fourier":
             self.positions = FourierPositionEncoding(
                 self._grid, self.num_bands, max_resolution=self.max_resolution,
-                projection_channels=self.position_projection_channels, name="positions",
+                projection_channels=self.position_projection_channels, name="positions", dtype=policy,
             )
         else:
             self.positions = TrainablePositionEncoding(
                 math.prod(self._grid), self.position_channels,
-                projection_channels=self.position_projection_channels, name="positions",
+                projection_channels=self.position_projection_channels, name="positions", dtype=policy,
             )
         self.positions.build((None,))
         if self.concat_or_add_pos == "add" and self.positions.num_channels != self._feature_channels:
@@ -164,6 +165,9 @@ class ImagePreprocessor(keras.layers.Layer):
 class ClassificationPostprocessor(keras.layers.Layer):
     """Takes the logits of the single classification query: (B, 1, K) -> (B, K).
 
+    The logits come out in the variable dtype, float32 under mixed precision, as Keras advises
+    for a model's outputs: predictions and the loss's inputs are float32.
+
     Example:
     >>> ClassificationPostprocessor()(keras.ops.ones((2, 1, 10))).shape
     (2, 10)
@@ -171,7 +175,7 @@ class ClassificationPostprocessor(keras.layers.Layer):
 
     def call(self, inputs):
         _checks.tensor_shape(self.name, "inputs", inputs.shape, 3, length=1)
-        return inputs[:, 0, :]
+        return ops.cast(inputs[:, 0, :], self.variable_dtype)
 
     def compute_output_shape(self, inputs_shape):
         return (inputs_shape[0], inputs_shape[-1])

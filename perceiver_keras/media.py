@@ -53,7 +53,7 @@ class _PatchPreprocessor(keras.layers.Layer):
         self.check_input_shape(inputs_shape)
         self.positions = FourierPositionEncoding(
             self.patch_grid, self.num_bands, max_resolution=self.max_resolution or self.default_resolution,
-            name="positions",
+            name="positions", dtype=self.dtype_policy,
         )
         self.positions.build((None,))
 

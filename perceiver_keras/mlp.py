@@ -55,12 +55,14 @@ class PerceiverMLP(keras.layers.Layer):
     def build(self, inputs_shape):
         channels = inputs_shape[-1]
         self.dense_in = keras.layers.Dense(
-            self.widening_factor * channels, kernel_initializer=self.kernel_initializer, name="dense_in"
+            self.widening_factor * channels, kernel_initializer=self.kernel_initializer, name="dense_in",
+            dtype=self.dtype_policy,
         )
         self.dense_in.build((None, None, channels))
-        self.dense_out = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name="dense_out")
+        self.dense_out = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name="dense_out",
+                                            dtype=self.dtype_policy)
         self.dense_out.build((None, None, self.widening_factor * channels))
-        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout", dtype=self.dtype_policy)
 
     def _activate(self, x):
         if self.activation in GELU_VARIANTS:

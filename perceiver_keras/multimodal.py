@@ -282,6 +282,7 @@ class MultimodalPostprocessor(keras.layers.Layer):
     `indices[m]` selects O_m points, (B, O_m, output_channels[m]). For video autoencoding: image
     (B, T, H, W, 3) from one RGB value per pixel, audio (B, S, 1) from 16 samples per patch, label
     (B, K) from one query: the reference's projection, audio and classification postprocessors.
+    Outputs come out in the variable dtype (float32 under mixed precision).
 
     Args:
         output_channels: dict name -> int, channels of each point's head.
@@ -321,7 +322,8 @@ class MultimodalPostprocessor(keras.layers.Layer):
         _check_indices(self.name, indices_shape, self.output_channels)
         self.heads = {}
         for key, channels in self.output_channels.items():
-            self.heads[key] = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name=key)
+            self.heads[key] = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name=key,
+                                              dtype=self.dtype_policy)
             self.heads[key].build((None, None, inputs_shape[-1]))
 
     def call(self, inputs, indices=None):
@@ -330,7 +332,7 @@ class MultimodalPostprocessor(keras.layers.Layer):
         indices, outputs, start = indices or {}, {}, 0
         for key, head in self.heads.items():
             size = ops.shape(indices[key])[1] if key in indices else self.num_positions[key]
-            x = head(inputs[:, start:start + size])
+            x = ops.cast(head(inputs[:, start:start + size]), self.variable_dtype)
             start = start + size
             outputs[key] = x if key in indices else ops.reshape(x, (-1, *self.output_shapes[key]))
         return outputs

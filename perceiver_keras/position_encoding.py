@@ -55,7 +55,8 @@ class _PositionEncoding(keras.layers.Layer):
     def build(self, inputs_shape, indices_shape=None):
         if self.projection_channels:
             self.projection = keras.layers.Dense(
-                self.projection_channels, kernel_initializer=self.kernel_initializer, name="projection"
+                self.projection_channels, kernel_initializer=self.kernel_initializer, name="projection",
+                dtype=self.dtype_policy,
             )
             self.projection.build((None, None, self.encoding_channels))
 

@@ -84,7 +84,8 @@ class TextPreprocessor(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' was built without an output bias; pass output_bias=True "
                              "to use it in reverse. Received: output_bias=False")
         logits = ops.matmul(hidden, ops.transpose(ops.cast(self.token_embeddings, hidden.dtype)))
-        return logits + ops.cast(self.bias, hidden.dtype)
+        # float32 under mixed precision, as Keras advises for a model's outputs.
+        return ops.cast(logits + ops.cast(self.bias, hidden.dtype), self.variable_dtype)
 
     def get_config(self):
         config = super().get_config()
