@@ -47,7 +47,8 @@ def test_interrupted_run_resumes_and_reports_epe_beside_zero_flow(flow_run):
     assert run["model_overrides"] == {**TOY, "frame_size": [16, 16], "use_output_indices": True}
     assert set(run["test_metrics"]) == {"loss", "epe"} and run["baselines"]["zero_flow_epe"] > 0.1
     assert run["data"] == {"builder": "zoo.optical_flow.export:export_arrays",
-                           "kwargs": {"dataset": "synthetic_flow", "frame_size": [16, 16], "data_dir": None}}
+                           "kwargs": {"dataset": "synthetic_flow", "frame_size": [16, 16], "data_dir": None,
+                                      "max_flow": 2.0, "window_candidates": 8}}  # the preset's pairs
     # Evaluation decodes every pixel of the held-out pairs: the EPE of the model's own predictions.
     model, _ = training.load_run(out)
     preset = training.with_overrides(registry.get_preset("flow_small"), run["model_overrides"])

@@ -103,6 +103,8 @@ def export_arrays(
     flow_scale: float = DEFAULT_FLOW_SCALE,
     pass_name: str = "clean",
     seed: int = 0,
+    max_flow: float | None = None,
+    window_candidates: int = 1,
 ) -> dict[str, Any]:
     """The `python -m export` data builder of an optical-flow run (named in run.json's "data").
 
@@ -121,6 +123,7 @@ def export_arrays(
         flow_scale: model outputs times this are pixels (the preset's `flow_scale_factor`).
         pass_name: Sintel's "clean" or "final" pass.
         seed: seeds the synthetic pairs.
+        max_flow, window_candidates: shape the synthetic pairs (`synthetic_flow_dataset`'s).
 
     Returns:
         `{"calibration": frames, "eval": (frames, flow in pixels), "extra_metrics", "prepare_model"
@@ -133,7 +136,8 @@ def export_arrays(
         from zoo.optical_flow.synthetic import synthetic_flow_dataset
 
         def pairs(split: str, count: int):
-            return synthetic_flow_dataset(split, size=frame_size, batch_size=16, seed=seed, num_pairs=count)
+            return synthetic_flow_dataset(split, size=frame_size, batch_size=16, seed=seed, num_pairs=count,
+                                          max_flow=max_flow, window_candidates=window_candidates)
 
         calibration, evaluation = pairs("train", num_calibration), pairs("validation", num_eval)
     else:

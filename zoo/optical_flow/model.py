@@ -21,6 +21,7 @@ def build_optical_flow_model(
     max_resolution: Sequence[int] | None = None,
     num_bands: int = 64,
     patch_channels: int = 64,
+    patch_size: int = 3,
     num_latents: int = 2048,
     num_latent_channels: int = 512,
     num_blocks: int = 1,
@@ -35,6 +36,8 @@ def build_optical_flow_model(
     use_query_residual: bool = True,
     decoder_num_heads: int = 1,
     decoder_widening_factor: int = 1,
+    decoder_query_residual: bool = False,
+    decoder_projection_initializer: str = "zeros",
     rescale_factor: float = 100.0,
     use_output_indices: bool = False,
     dropout: float = 0.0,
@@ -49,7 +52,9 @@ def build_optical_flow_model(
     one per pixel. A latent encoder (`qk_channels`/`v_channels` apply to its cross- and
     self-attention, as transformers' `PerceiverConfig`) reads them; the decoder's queries are those
     same preprocessed inputs (no query residual: they carry the content already), its projection to
-    2 channels starts at zero, and the flow is divided by `rescale_factor`. The defaults are the
+    2 channels starts at zero, and the flow is divided by `rescale_factor`. `patch_size`,
+    `decoder_query_residual` and `decoder_projection_initializer` depart from that for models trained
+    from scratch (see the `flow_small` preset). The defaults are the
     paper's model (transformers' PerceiverForOpticalFlow, 41,057,134 parameters), which DeepMind ran
     on frames scaled to [-1, 1] and whose outputs times 20 are pixels.
 
@@ -63,7 +68,7 @@ def build_optical_flow_model(
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
     return PerceiverIO(
         preprocessor=FlowPreprocessor(
-            out_channels=patch_channels, num_bands=num_bands,
+            out_channels=patch_channels, num_bands=num_bands, patch_size=patch_size,
             max_resolution=frame_size if max_resolution is None else max_resolution, name="flow_preprocessor",
         ),
         encoder=PerceiverEncoder(
@@ -80,8 +85,8 @@ def build_optical_flow_model(
         query=InputQuery(name="pixel_queries"),
         decoder=PerceiverDecoder(
             num_heads=decoder_num_heads, shape_for_attention=cross_attention_shape_for_attention,
-            widening_factor=decoder_widening_factor, use_query_residual=False, output_channels=2,
-            projection_initializer="zeros", name="decoder", **block_args,
+            widening_factor=decoder_widening_factor, use_query_residual=decoder_query_residual, output_channels=2,
+            projection_initializer=decoder_projection_initializer, name="decoder", **block_args,
         ),
         postprocessor=FlowPostprocessor(rescale_factor, image_size=None if use_output_indices else frame_size,
                                         name="flow"),

@@ -21,22 +21,31 @@ _PRESETS = {
                          "2,048 x 512 latents, 24 self-attention layers; queries are the inputs."),
     ),
     "flow_small": (
-        # Small enough for two CPU cores: 4,096 pixels, 128 latents of 128 channels, 98-channel
-        # inputs (and queries). Decoding dominates the cost, so train with subsampled decoding
-        # (`use_output_indices=True`): measured on two shared CPU cores, a step of 16 pairs took
-        # 1.1 s with 512 decoded pixels per pair and 5.8 s with all 4,096.
-        # `python -m zoo train optical_flow --preset flow_small --out runs/flow_small` (300 steps,
-        # 520 s on two shared cores) does NOT learn flow yet: test EPE 1.7152 px against 1.7151 px
-        # for zero flow on the 128 held-out pairs. In that budget the model stays on the zero-flow
-        # plateau (also at 32x32, with LAMB, learning rates up to 1e-2 and up to 2,000 steps).
-        dict(frame_size=(64, 64), num_bands=16, patch_channels=32, num_latents=128, num_latent_channels=128,
+        # Small enough for two CPU cores: 32x32 frames (1,024 pixels), 128 latents of 128 channels,
+        # 74-channel inputs (64 patch channels + 2 Fourier bands). Training decodes 512 random pixels
+        # per pair (`use_output_indices=True`). Three departures from the paper's model make it learn
+        # in minutes: the decoder keeps its query residual (each pixel's own patches reach the decoder
+        # MLP, not only through the attention weights), its projection starts random (a zero one
+        # leaves every other layer without gradient until the projection finds a feature that predicts
+        # the flow, and here none did) and the synthetic pairs keep
+        # the most textured of 8 windows (`window_candidates`; with one, half the held-out pairs were
+        # flat sky or blur, where motion is invisible) with flows up to 2 px (`max_flow`).
+        # `python -m zoo train optical_flow --preset flow_small --out /tmp/flow_demo` (600 steps, 648 s on
+        # two cores shared with other jobs): test EPE 0.452 px against 0.539 px for zero flow on the 128
+        # held-out pairs (16% lower; still falling at the end). Exploratory runs on one core, 32x32,
+        # textured pairs, learning rate 1e-3: with the paper's zero projection (with or without the
+        # query residual) the model stayed at zero flow for the 100-150 steps watched; with the random
+        # projection it was 2.7% below zero flow after 400 steps and falling.
+        dict(frame_size=(32, 32), num_bands=2, patch_channels=64, num_latents=128, num_latent_channels=128,
              num_blocks=1, num_self_attention_layers_per_block=4, num_cross_attention_heads=1,
-             num_self_attention_heads=4, self_attention_widening_factor=2),
-        dict(dataset="synthetic_flow", input_shape=(2, 64, 64, 3), parameter_count=705_102,
+             num_self_attention_heads=4, self_attention_widening_factor=2, decoder_widening_factor=4,
+             decoder_query_residual=True, decoder_projection_initializer="glorot_uniform"),
+        dict(dataset="synthetic_flow", input_shape=(2, 32, 32, 3), parameter_count=710_804,
              normalization="minus_one_to_one",
              flow_scale_factor=20.0, description="A small flow model trained offline on synthetic frame pairs.",
-             training=dict(epochs=5, steps_per_epoch=60, batch_size=16, optimizer="adamw", learning_rate=1e-3,
-                           weight_decay=0.01, schedule="cosine", warmup_epochs=1, decoded_pixels=512)),
+             training=dict(epochs=6, steps_per_epoch=100, batch_size=16, optimizer="adamw", learning_rate=2e-3,
+                           weight_decay=0.01, schedule="cosine", warmup_epochs=1, decoded_pixels=512,
+                           max_flow=2.0, window_candidates=8)),
     ),
 }
 

@@ -10,7 +10,8 @@ weights), so evaluate large frames with a small `batch_size` (`python -m zoo eva
 A model trained without indices (`--set use_output_indices=False`) gets dense (frames, flow) pairs.
 
 Datasets (option `flow_dataset`, default the preset's): "synthetic_flow" (offline, exact: the
-photos' left halves train, `eval_take` pairs (default 128) of the right halves test), "sintel"
+photos' left halves train, `eval_take` pairs (default 128) of the right halves test; the options
+`max_flow` and `window_candidates` shape the pairs), "sintel"
 (`data_dir` holding `training/`, pass `sintel_pass`; every fifth scene in name order is held out,
 the last one when there are fewer than five) and "flying_chairs" (`data_dir` holding `data/` and
 the official split file). Frames are random crops at the model's frame size in training and centre
@@ -84,16 +85,22 @@ def _folder_files(name: str, options: dict[str, Any]) -> tuple[list, list]:
     return [t for t, test in zip(files, split) if not test], [t for t, test in zip(files, split) if test]
 
 
+def synthetic_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The synthetic pairs' options a preset or run may set: `max_flow`, `window_candidates`."""
+    return {key: options[key] for key in ("max_flow", "window_candidates") if options.get(key) is not None}
+
+
 def flow_datasets(preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
     """(train, test) batches of (frames in [0, 1], flow in pixels), before normalisation and indices."""
     name, size = _dataset_name(preset, options), frame_size(preset)
     steps = options.get("steps_per_epoch")
     if name == "synthetic_flow":
         # Training pairs are new on every pass; `take` only sets the epoch length without steps_per_epoch.
+        pairs = synthetic_options(options)
         train = synthetic.synthetic_flow_dataset("train", size=size, batch_size=batch_size, training=True, seed=seed,
-                                                 num_pairs=options.get("take") or 1024, repeat=bool(steps))
+                                                 num_pairs=options.get("take") or 1024, repeat=bool(steps), **pairs)
         test = synthetic.synthetic_flow_dataset("validation", size=size, batch_size=batch_size,
-                                                num_pairs=options.get("eval_take") or SYNTHETIC_EVAL_PAIRS)
+                                                num_pairs=options.get("eval_take") or SYNTHETIC_EVAL_PAIRS, **pairs)
         return train, test
     train_files, test_files = _folder_files(name, options)
     train = data.make_flow_dataset(train_files, batch_size=batch_size, training=True, crop_size=size, seed=seed,
@@ -158,6 +165,8 @@ class OpticalFlowTask:
         """How `python -m export` rebuilds calibration and held-out data for this run."""
         dataset = _dataset_name(preset, options)
         kwargs = {"dataset": dataset, "frame_size": list(frame_size(preset)), "data_dir": options.get("data_dir")}
+        if dataset == "synthetic_flow":
+            kwargs.update(synthetic_options(options))
         if dataset == "sintel":
             kwargs["pass_name"] = options.get("sintel_pass") or "clean"
         return {"builder": "zoo.optical_flow.export:export_arrays", "kwargs": kwargs}
