@@ -13,7 +13,7 @@ pytestmark = pytest.mark.tensorflow_only
 
 # transformers' PerceiverForMultimodalAutoencoding at deepmind/multimodal-perceiver's configuration.
 MULTIMODAL_PARAMETERS = 19_858_855
-MULTIMODAL_SMALL_PARAMETERS = 355_207
+MULTIMODAL_SMALL_PARAMETERS = 357_255
 _TOY = dict(num_frames=2, frame_size=(8, 8), num_audio_samples=64, num_classes=5, image_num_bands=2,
             audio_num_bands=3, label_query_channels=6, num_latents=4, num_latent_channels=16,
             num_self_attention_layers_per_block=1, num_self_attention_heads=2, decoder_output_channels=8)
@@ -70,7 +70,7 @@ def test_small_preset_builds_and_decodes_subsets():
     assert model.count_params() == MULTIMODAL_SMALL_PARAMETERS == zoo.get_preset("multimodal_small").metadata[
         "parameter_count"]
     assert sorted(model.input) == ["audio", "audio_indices", "image", "image_indices", "label"]
-    assert _shapes(model.output) == {"audio": (None, None, 16), "image": (None, None, 3), "label": (None, 10)}
+    assert _shapes(model.output) == {"audio": (None, None, 32), "image": (None, None, 3), "label": (None, 10)}
 
 
 def test_subsampled_model_trains():

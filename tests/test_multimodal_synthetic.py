@@ -80,6 +80,17 @@ def test_tone_and_loudness_follow_class_and_motion():
     assert len(correlations) >= 10 and np.median(correlations) < -0.8
 
 
+def test_patch_locked_tones_repeat_every_patch():
+    ds = synthetic.synthetic_av_dataset("validation", batch_size=10, num_clips=10, tone_period=32, **SIZES)
+    audio = clips(ds)["audio"][..., 0]
+    spectrum = np.abs(np.fft.rfft(audio, axis=1))
+    np.testing.assert_allclose(spectrum.argmax(axis=1) * 16_000 / 2048, synthetic.tone_frequencies(10, tone_period=32))
+    # Every 32-sample patch is the clip's one waveform, scaled by the loudness (up to the noise).
+    patches = audio.reshape(10, 64, 32)
+    patches /= np.linalg.norm(patches, axis=2, keepdims=True)
+    assert np.einsum("cpj,cqj->cpq", patches, patches).min() > 0.95
+
+
 def test_class_shapes_have_class_colours():
     data = clips(synthetic.synthetic_av_dataset("validation", batch_size=10, num_clips=10, **SIZES))
     hues = []
@@ -99,6 +110,7 @@ def test_class_shapes_have_class_colours():
     (dict(batch_size=2.0), "Expected batch_size >= 1. Received: batch_size=2.0"),
     (dict(frequency_range=(250.0, 9000.0)), r"< sample_rate / 2 = 8000 Hz. Received: frequency_range=\(250.0, 9000.0\)"),
     (dict(audio_noise=0.5), "Expected 0 <= audio_noise <= 0.1. Received: audio_noise=0.5"),
+    (dict(tone_period=16), "Expected tone_period=None or an int > 2 \\* num_classes = 20 .*Received: tone_period=16"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

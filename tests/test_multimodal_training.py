@@ -16,10 +16,10 @@ from zoo.multimodal.task import TASK, clip_datasets
 
 pytestmark = pytest.mark.tensorflow_only
 
-TOY = dict(num_frames=2, frame_size=(8, 8), num_audio_samples=64, num_classes=5, image_num_bands=2, audio_num_bands=3,
-           input_padding=4, label_query_channels=6, num_latents=4, num_latent_channels=16,
-           num_self_attention_layers_per_block=1, num_cross_attention_heads=1, num_self_attention_heads=2,
-           decoder_num_heads=1, decoder_output_channels=8)
+TOY = dict(num_frames=2, frame_size=(8, 8), num_audio_samples=64, num_classes=5, samples_per_patch=16,
+           image_num_bands=2, audio_num_bands=3, input_padding=4, label_query_channels=6, num_latents=4,
+           num_latent_channels=16, num_self_attention_layers_per_block=1, num_cross_attention_heads=1,
+           num_self_attention_heads=2, decoder_num_heads=1, decoder_output_channels=8)
 OPTIONS = dict(epochs=2, steps_per_epoch=2, batch_size=4, decoded_pixels=16, decoded_audio_patches=2, take=16,
                eval_take=8, learning_rate=1e-3, label_loss_weight=0.5, tensorboard=False, verbose=0)
 METRICS = {"loss", "image_loss", "audio_loss", "label_loss", "image_psnr", "audio_psnr", "label_accuracy"}
@@ -57,7 +57,7 @@ def test_resumed_run_reports_masked_label_metrics_beside_the_baselines(multimoda
     assert run["baselines"]["chance_accuracy"] == 0.2 and run["baselines"]["time_average_image_psnr"] > 15
     assert run["data"] == {"builder": "zoo.multimodal.export:export_arrays", "kwargs": {
         "dataset": "synthetic_audiovisual", "num_frames": 2, "frame_size": [8, 8], "num_audio_samples": 64,
-        "num_classes": 5, "data_dir": None}}
+        "num_classes": 5, "data_dir": None, "tone_period": 32}}
 
     # The test metrics are the full clips decoded by the trained weights with the label masked.
     model, _ = training.load_run(out)
@@ -96,6 +96,14 @@ def test_training_batches_decode_random_points_without_replacement_with_their_ta
     np.testing.assert_array_equal(evaluation["image_indices"][0], np.arange(128))
     np.testing.assert_array_equal(truth["image"], evaluation["image"].reshape(-1, 128, 3))
     np.testing.assert_array_equal(truth["audio"], evaluation["audio"].reshape(-1, 4, 16))
+
+
+def test_synthetic_clips_take_the_tone_period_option():
+    preset = training.with_overrides(registry.get_preset("multimodal_small"), TOY)
+    _, test = clip_datasets(preset, 5, 0, {"eval_take": 5, "tone_period": 32})
+    x, _ = next(test.as_numpy_iterator())  # clip i has class i, tone i + 1 cycles every 32 samples
+    peaks = np.abs(np.fft.rfft(x["audio"][..., 0], axis=1)).argmax(axis=1)  # bin k: k cycles in 64 samples
+    np.testing.assert_array_equal(peaks, 2 * (np.arange(5) + 1))
 
 
 def test_loss_and_metrics_are_the_numpy_definitions():

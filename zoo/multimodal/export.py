@@ -353,6 +353,7 @@ def export_multimodal_model(model: MultimodalPerceiverIO, out_dir: str | os.Path
 
 def export_arrays(dataset: str, num_frames: int, frame_size: list[int], num_audio_samples: int, num_classes: int,
                   data_dir: str | None = None, frame_stride: int | None = None, frames_per_second: float | None = None,
+                  tone_period: int | None = None,
                   num_calibration: int = 16, num_eval: int = 16, num_chunked_eval: int = 2,
                   chunk_size: int = DEFAULT_CHUNK_SIZE, seed: int = 0) -> dict[str, Any]:
     """The `python -m export` data builder of a multimodal run (named in run.json's "data").
@@ -363,6 +364,7 @@ def export_arrays(dataset: str, num_frames: int, frame_size: list[int], num_audi
         num_frames, frame_size, num_audio_samples, num_classes: the model's sizes.
         data_dir: the dataset's folder (TFDS data directory for "ucf101"; not read for synthetic clips).
         frame_stride, frames_per_second: as the task's options, for "ucf101" and "clip_folder".
+        tone_period: as the task's option, for the synthetic clips.
         num_calibration, num_eval: clips of each.
         num_chunked_eval: held-out clips the chunked encoder/decoder pair is verified on.
         chunk_size: pixels per decoder call of the chunked pair.
@@ -378,7 +380,7 @@ def export_arrays(dataset: str, num_frames: int, frame_size: list[int], num_audi
                   num_audio_samples=int(num_audio_samples), num_classes=int(num_classes))
     preset = Preset("export", "multimodal_autoencoding", None, config, {"dataset": dataset})
     options = {"multimodal_dataset": dataset, "data_dir": data_dir, "frame_stride": frame_stride,
-               "frames_per_second": frames_per_second, "take": num_calibration, "eval_take": num_eval}
+               "frames_per_second": frames_per_second, "tone_period": tone_period, "take": num_calibration, "eval_take": num_eval}
     train, test = clip_datasets(preset, 1, seed, options)  # batches of one: exactly the counts asked for
     calibration, evaluation = _arrays(train.take(num_calibration)), _arrays(test.take(num_eval))
     return {

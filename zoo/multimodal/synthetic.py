@@ -13,9 +13,20 @@ carries part of the video's motion.
 | colour: hue c / K, saturation 0.85, value 0.95 | the class |
 | radius 0.15-0.22 x the shorter side; start, direction, speed 0.04-0.1 x side per frame | the clip |
 | background: grey 0.2-0.5, a tint of +-0.05 per channel, a smooth random texture (std 0.06) | the clip |
-| tone: `frequency_range` split log-evenly into K classes, detuned by up to a quarter class step | class, clip |
+| tone: `frequency_range` split log-evenly into K classes, detuned by up to a quarter class step; or, with `tone_period` P, c + 1 whole cycles every P samples | class, clip |
 | loudness 0.3 (shape at the bottom) to 0.8 (shape at the top); random phase | the clip's motion |
 | noise: white, std `audio_noise` | the clip |
+
+Patch-locked tones (`tone_period` = the model's audio patch, `samples_per_patch`): Perceiver IO's
+audio decoder emits each patch of P samples from a query that knows only the patch's position. A
+free tone's phase advances by 2 pi f P / sample_rate from patch to patch, an amount that depends on
+the class and the detuning (0.25 to 2 cycles a 16-sample patch at 250-2000 Hz and 16 kHz), on top of
+a random phase per clip; the decoder then has to synthesise, across its queries, a sinusoid of a
+clip-dependent frequency from the queries' few Fourier bands, and a small model trained for minutes
+does not (`multimodal_small` stayed at the silence baseline, 14.1 dB). With whole cycles per
+patch every patch of a clip is one waveform (the class's harmonic at the clip's phase) scaled by the
+loudness, so the task keeps its structure (class from the pitch, phase from the input, loudness
+from the shape's height) and becomes learnable at this scale; K classes need P > 2K (below Nyquist).
 
 Frames hold RGB values in [0, 1] (antialiased shape edges); audio is in [-1, 1]. Evaluation clips
 are the same on every pass, with balanced classes (clip i has class i mod K); training clips are
@@ -46,8 +57,12 @@ SPLITS = ("train", "validation")
 SHAPES = ("disc", "square", "diamond", "ring", "cross")
 
 
-def tone_frequencies(num_classes: int, frequency_range: tuple[float, float] = (250.0, 2000.0)) -> list[float]:
-    """The tone frequency of each class in Hz (before the per-clip detuning): log-evenly spaced."""
+def tone_frequencies(num_classes: int, frequency_range: tuple[float, float] = (250.0, 2000.0),
+                     tone_period: int | None = None, sample_rate: float = 16_000.0) -> list[float]:
+    """The tone frequency of each class in Hz: log-evenly spaced (before the per-clip detuning), or
+    with `tone_period` P the harmonics of the patch grid, class c making c + 1 cycles every P samples."""
+    if tone_period is not None:
+        return [(c + 1) * sample_rate / tone_period for c in range(num_classes)]
     low, high = frequency_range
     return [low * (high / low) ** (c / max(num_classes - 1, 1)) for c in range(num_classes)]
 
@@ -63,6 +78,7 @@ def render_clip(
     sample_rate: float = 16_000.0,
     frequency_range: tuple[float, float] = (250.0, 2000.0),
     audio_noise: float = 0.01,
+    tone_period: int | None = None,
 ) -> dict[str, tf.Tensor]:
     """One clip of class `label` (int32 scalar) from a stateless `seed` (shape (2,)).
 
@@ -108,11 +124,15 @@ def render_clip(
     background = uniform(5, low=0.2, high=0.5) + uniform(6, [3], -0.05, 0.05) + 0.06 * texture
     frames = tf.clip_by_value(background * (1.0 - coverage) + colour * coverage, 0.0, 1.0)
 
-    # Audio: the class's tone, detuned by up to a quarter of the step between classes.
-    low_hz, high_hz = frequency_range
-    step = math.log(high_hz / low_hz) / max(num_classes - 1, 1)
-    detune = tf.random.stateless_uniform([], seeds[7], -0.25, 0.25)
-    frequency = low_hz * tf.exp((tf.cast(label, tf.float32) + detune) * step)
+    # Audio: the class's tone, detuned by up to a quarter of the step between classes, or locked to
+    # whole cycles per `tone_period` samples (then every patch of that many samples is one waveform).
+    if tone_period is None:
+        low_hz, high_hz = frequency_range
+        step = math.log(high_hz / low_hz) / max(num_classes - 1, 1)
+        detune = tf.random.stateless_uniform([], seeds[7], -0.25, 0.25)
+        frequency = low_hz * tf.exp((tf.cast(label, tf.float32) + detune) * step)
+    else:
+        frequency = tf.cast(label + 1, tf.float32) * (sample_rate / tone_period)
     sample_time = tf.range(num_audio_samples, dtype=tf.float32)
     phase_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seeds[8], 2))
     phase = tf.random.stateless_uniform([], phase_seed, 0.0, 2 * math.pi)
@@ -142,6 +162,7 @@ def synthetic_av_dataset(
     sample_rate: float = 16_000.0,
     frequency_range: tuple[float, float] = (250.0, 2000.0),
     audio_noise: float = 0.01,
+    tone_period: int | None = None,
     repeat: bool = False,
     drop_remainder: bool | None = None,
 ) -> tf.data.Dataset:
@@ -165,6 +186,9 @@ def synthetic_av_dataset(
         sample_rate: audio samples per second (the frame rate is T * sample_rate / S).
         frequency_range: (lowest, highest) class tone in Hz, below sample_rate / 2.
         audio_noise: the standard deviation of the audio's white noise.
+        tone_period: None for detuned tones over `frequency_range`; else P samples (the model's
+            `samples_per_patch`): class c's tone makes c + 1 whole cycles every P samples, no detuning
+            (`frequency_range` is not used); needs num_classes < P / 2 (below Nyquist).
         repeat: repeat indefinitely (pass `steps_per_epoch` to `fit`).
         drop_remainder: drop the last partial batch; defaults to `training`.
 
@@ -184,9 +208,13 @@ def synthetic_av_dataset(
                          f"{sample_rate / 2:g} Hz. Received: frequency_range={frequency_range}")
     if not 0 <= audio_noise <= 0.1:
         raise ValueError(f"Expected 0 <= audio_noise <= 0.1. Received: audio_noise={audio_noise}")
+    if tone_period is not None and (_not_int(tone_period) or not 2 * num_classes < tone_period):
+        raise ValueError(f"Expected tone_period=None or an int > 2 * num_classes = {2 * num_classes} (every class "
+                         f"tone below Nyquist). Received: tone_period={tone_period!r}")
     sizes = dict(num_frames=num_frames, frame_size=tuple(frame_size), num_audio_samples=num_audio_samples,
                  num_classes=num_classes, sample_rate=float(sample_rate),
-                 frequency_range=tuple(map(float, frequency_range)), audio_noise=float(audio_noise))
+                 frequency_range=tuple(map(float, frequency_range)), audio_noise=float(audio_noise),
+                 tone_period=tone_period)
     split_index = SPLITS.index(split)
 
     @tf.autograph.experimental.do_not_convert  # No tensor-dependent Python control flow.

@@ -25,7 +25,7 @@ Loss: `metrics.losses()` with `loss_weights` (`metrics.PAPER_LOSS_WEIGHTS`, repl
 
 Datasets (option `multimodal_dataset`, default the preset's): "synthetic_audiovisual" (offline,
 `zoo.multimodal.synthetic`: training clips new every epoch, `take` clips an epoch; `eval_take`
-validation clips, 256 by default), "ucf101" (TFDS, `data_dir`; its "train" and "test" splits; no
+validation clips, 256 by default; option `tone_period`, the tones' whole-cycle period in samples), "ucf101" (TFDS, `data_dir`; its "train" and "test" splits; no
 audio: silence; the model needs `num_classes=101`) and "clip_folder" (`data_dir` holding `train/`
 and `validation/` (or `test/`) clip folders, see `zoo.multimodal.data.clip_folder`; the model needs
 `num_classes` = the training folder's classes; option `frames_per_second`, 25 by default). Option
@@ -96,7 +96,7 @@ def clip_datasets(preset: Preset, batch_size: int, seed: int, options: dict[str,
     repeat = bool(options.get("steps_per_epoch"))
     if name == "synthetic_audiovisual":
         make = functools.partial(synthetic.synthetic_av_dataset, num_classes=size["num_classes"],
-                                 batch_size=batch_size, **common)
+                                 batch_size=batch_size, tone_period=options.get("tone_period"), **common)
         return (make("train", training=True, seed=seed, num_clips=options.get("take") or SYNTHETIC_TRAIN_CLIPS,
                      repeat=repeat),
                 make("validation", num_clips=options.get("eval_take") or SYNTHETIC_EVAL_CLIPS))
@@ -236,7 +236,9 @@ class MultimodalAutoencodingTask:
         kwargs = {"dataset": dataset_name(preset, options), "num_frames": size["num_frames"],
                   "frame_size": list(size["frame_size"]), "num_audio_samples": size["num_audio_samples"],
                   "num_classes": size["num_classes"], "data_dir": options.get("data_dir")}
-        if kwargs["dataset"] != "synthetic_audiovisual":
+        if kwargs["dataset"] == "synthetic_audiovisual":
+            kwargs.update(tone_period=options.get("tone_period"))
+        else:
             kwargs.update(frame_stride=options.get("frame_stride"), frames_per_second=options.get("frames_per_second"))
         return {"builder": "zoo.multimodal.export:export_arrays", "kwargs": kwargs}
 
