@@ -11,10 +11,12 @@ A run directory holds:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 import keras
 from tensorflow import data as tf_data
 
-from zoo import registry
+from zoo import distribute, registry
 from zoo.schedules import make_optimizer
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -136,7 +138,8 @@ def _open_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
 
 
 def train(task: str, preset_name: str, out: str | os.PathLike, *, model_overrides: dict[str, Any] | None = None,
-          overwrite: bool = False, verbose: int | str = "auto", **option_overrides: Any) -> dict[str, Any]:
+          overwrite: bool = False, verbose: int | str = "auto", strategy: str | None = None,
+          worker_timeout: float = 300.0, **option_overrides: Any) -> dict[str, Any]:
     """Fits a preset with `model.fit` and writes a run directory; resumes an interrupted one.
 
     Args:
@@ -146,6 +149,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         model_overrides: builder arguments replacing the preset's (and the task's `model_overrides`).
         overwrite: allow training into a directory that holds a finished run.
         verbose: Keras' verbosity (the progress bar by default).
+        strategy: one of `zoo.distribute.STRATEGIES`, e.g. "mirrored"; `batch_size` stays the global batch.
+        worker_timeout: "multi_worker": seconds to wait for the workers of TF_CONFIG before raising.
         **option_overrides: training options (epochs, batch_size, optimizer, learning_rate,
             weight_decay, schedule, warmup_epochs, ema_momentum, label_smoothing, precision,
             jit_compile, seed, steps_per_epoch, augment, rand_augment, mixup, cutmix, data_dir,
@@ -166,14 +171,19 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     preset = with_overrides(preset, dict(model_overrides or {}))
     model_overrides = {**task_model_overrides(task_obj, preset, options), **(model_overrides or {})}
     preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
-    out.mkdir(parents=True, exist_ok=True)
+    dist = distribute.make_strategy(strategy, worker_timeout)
+    written = distribute.write_dir(out, dist)  # the run directory, or a non-chief worker's temporary folder
+    written.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(options["seed"])
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(options["precision"])
+    scope = contextlib.ExitStack()
     try:
+        scope.enter_context(distribute.scope(dist))  # model, optimizer and metrics get distributed variables
         model = registry.create_model(preset_name, **model_overrides)
-        train_ds, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
+        train_ds, test_ds = (distribute.shard_by_data(ds) for ds in
+                             task_obj.datasets(preset, options["batch_size"], options["seed"], options))
         steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
         if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)):
             raise ValueError(f"The training data of preset '{preset_name}' has no fixed length (e.g. a repeated "
@@ -190,21 +200,28 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
             **_compile_args(task_obj, preset, options), jit_compile=options.get("jit_compile", "auto"),
         )
         evaluated = _evaluation_model(task_obj, model, preset, options)
+        if dist is not None and not isinstance(dist, keras.distribution.DataParallel):
+            distribute.build_for_fit(model, train_ds)
+            if evaluated is not model:
+                distribute.build_for_fit(evaluated, test_ds)
         run = {
             "task": task, "preset": preset_name, "model_overrides": model_overrides, "options": options,
             "parameter_count": model.count_params(), "status": "running",
             "data": task_obj.export_data(preset, options), "imports": ["perceiver_keras", "zoo.schedules"],
             "started": resumed["started"] if resumed else time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "distribution": {"strategy": strategy or "default", "replicas": distribute.num_replicas(dist)},
         }
-        write_json(out / "run.json", run)
-        (out / "checkpoints").mkdir(exist_ok=True)
+        write_json(written / "run.json", run)
+        (written / "checkpoints").mkdir(exist_ok=True)
+        backup = (keras.callbacks.BackupAndRestore(str(out / "backup")) if written == out else
+                  distribute.WorkerBackupAndRestore(str(out / "backup"), str(written / "backup")))
         callbacks = [
-            keras.callbacks.BackupAndRestore(str(out / "backup")),
-            keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
-            keras.callbacks.CSVLogger(str(out / "history.csv"), append=bool(resumed)),
+            backup,
+            keras.callbacks.ModelCheckpoint(str(written / "checkpoints" / "last.keras")),
+            keras.callbacks.CSVLogger(str(written / "history.csv"), append=bool(resumed)),
         ]
         if options.get("tensorboard", True):
-            callbacks.append(keras.callbacks.TensorBoard(str(out / "logs")))
+            callbacks.append(keras.callbacks.TensorBoard(str(written / "logs")))
         validation = {"validation_data": test_ds}
         if evaluated is not model:  # validated through the evaluation model, before the loggers read the logs
             callbacks, validation = [_ValidateWith(evaluated, test_ds), *callbacks], {}
@@ -214,14 +231,17 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         if evaluated is not model:
             evaluated.set_weights(model.get_weights())
         results = evaluated.evaluate(test_ds, return_dict=True, verbose=0)
-        save_model_atomically(model, out / "model.keras")
+        save_model_atomically(model, written / "model.keras")
     finally:
+        scope.close()
         keras.mixed_precision.set_global_policy(previous_policy)
     run.update(status="finished", train_seconds=round(time.time() - started, 1),
                test_metrics={k: float(v) for k, v in results.items()})
     if hasattr(task_obj, "baselines"):  # trivial predictors on the same test data, to compare against
         run["baselines"] = task_obj.baselines(preset, options)
-    write_json(out / "run.json", run)
+    write_json(written / "run.json", run)
+    if written != out:
+        shutil.rmtree(written, ignore_errors=True)
     return run
 
 
