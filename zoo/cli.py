@@ -1,4 +1,4 @@
-"""`python -m zoo list | train | evaluate | demo`."""
+"""`python -m zoo list | train | evaluate | demo | tune`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ast
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from zoo import registry
 
@@ -65,13 +66,57 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
                        metavar="KEY=VALUE", help="override a model builder argument, e.g. --set num_blocks=2")
     train.add_argument("--overwrite", action="store_true", help="train again over a finished run")
+    train.add_argument("--strategy", default=None, help="default, mirrored, multi_worker (TF_CONFIG), tpu, or "
+                       "data_parallel (JAX); --batch-size stays the global batch")
+    train.add_argument("--worker-timeout", type=float, default=300.0,
+                       help="multi_worker: seconds to wait for the workers of TF_CONFIG (300)")
     evaluate = commands.add_parser("evaluate", help="test-split metrics of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--batch-size", type=int)
     demo = commands.add_parser("demo", help="train digits, evaluate, export and verify (offline)")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--epochs", type=int)
+    _add_tune_parser(commands)
     return parser
+
+
+def _add_tune_parser(commands) -> None:
+    tune = commands.add_parser("tune", help="search latents, width, depth, heads, learning rate and weight decay "
+                                            "around a preset; retrain and export the best")
+    tune.add_argument("task", choices=sorted(registry.TASK_MODULES))
+    tune.add_argument("--preset", required=True, help="the preset at the centre of the search")
+    tune.add_argument("--out", required=True, help="tuning directory (tuner/ state resumes; results.md; best/; export/)")
+    tune.add_argument("--tuner", default="random", help="random, hyperband or bayesian")
+    tune.add_argument("--max-trials", type=int, default=10, help="configurations to try (Hyperband: at most)")
+    tune.add_argument("--scale", type=float, default=2.0, help="architecture candidates at 1/scale, 1 and scale times the preset's")
+    tune.add_argument("--retrain-epochs", type=int, help="epochs of the best configuration's run (default: --epochs)")
+    tune.add_argument("--no-export", dest="export", action="store_false", help="skip exporting the best model")
+    tune.add_argument("--quantize", help="the export's comma-separated quantizations (default: all)")
+    tune.add_argument("--latency-runs", type=int, default=20, help="the export's timed runs per variant (0: skip)")
+    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
+        tune.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    tune.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
+    tune.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
+                      help="XLA compilation (default: Keras' auto)")
+    tune.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
+                      metavar="KEY=VALUE", help="override a builder argument before centring the search")
+    tune.add_argument("--overwrite", action="store_true", help="start the search, retraining and export afresh")
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from zoo import tuning
+
+    options = {name: getattr(args, name) for name in _TRAIN_OPTIONS}
+    options.update(rand_augment=args.rand_augment, jit_compile=args.jit_compile)
+    result = tuning.tune(
+        args.task, args.preset, args.out, tuner=args.tuner, max_trials=args.max_trials,
+        model_overrides=dict(args.overrides), scale=args.scale, retrain_epochs=args.retrain_epochs,
+        export=args.export, quantize=tuple(args.quantize.split(",")) if args.quantize else None,
+        latency_runs=args.latency_runs, overwrite=args.overwrite, **options,
+    )
+    print((Path(args.out) / "results.md").read_text())
+    print(json.dumps(result["best"]["test_metrics"], indent=2))
+    return 0 if result.get("export", {"passed": True})["passed"] else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from zoo import training
 
         run = training.train(args.task, args.preset, args.out, model_overrides=dict(args.overrides),
-                             overwrite=args.overwrite, **options)
+                             overwrite=args.overwrite, strategy=args.strategy,
+                             worker_timeout=args.worker_timeout, **options)
         print(json.dumps(run["test_metrics"], indent=2))
         return 0
     if args.command == "evaluate":
@@ -98,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, value in training.evaluate(args.run_dir, args.batch_size).items():
             print(f"{name}: {value:.4f}")
         return 0
+    if args.command == "tune":
+        return _tune(args)
     from zoo import demo
 
     return demo.run(args.out, epochs=args.epochs)
