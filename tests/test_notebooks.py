@@ -8,7 +8,16 @@ import pytest
 pytestmark = [pytest.mark.tensorflow_only, pytest.mark.slow]
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-BUDGETS = {"01_quickstart.ipynb": {"QUICKSTART_EPOCHS": "1"}}
+BUDGETS = {
+    "01_quickstart.ipynb": {"QUICKSTART_EPOCHS": "1"},
+    "02_anatomy.ipynb": {"ANATOMY_EPOCHS": "2", "ANATOMY_MAX_INPUTS": "4096"},
+    "03_language.ipynb": {"LANGUAGE_MLM_EPOCHS": "2", "LANGUAGE_MLM_STEPS_PER_EPOCH": "10",
+                          "LANGUAGE_CLASSIFIER_EPOCHS": "1", "LANGUAGE_CLASSIFIER_EXAMPLES": "256",
+                          "LANGUAGE_EVAL_EXAMPLES": "256"},
+    "04_optical_flow.ipynb": {"FLOW_EPOCHS": "1", "FLOW_STEPS_PER_EPOCH": "3", "FLOW_EVAL_PAIRS": "16"},
+    "05_multimodal.ipynb": {"MULTIMODAL_EPOCHS": "1", "MULTIMODAL_STEPS_PER_EPOCH": "3", "MULTIMODAL_EVAL_CLIPS": "16"},
+    "06_edge_export.ipynb": {"EDGE_EPOCHS": "1", "EDGE_LATENCY_RUNS": "3"},
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
