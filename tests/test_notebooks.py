@@ -17,6 +17,8 @@ BUDGETS = {
     "04_optical_flow.ipynb": {"FLOW_EPOCHS": "1", "FLOW_STEPS_PER_EPOCH": "3", "FLOW_EVAL_PAIRS": "16"},
     "05_multimodal.ipynb": {"MULTIMODAL_EPOCHS": "1", "MULTIMODAL_STEPS_PER_EPOCH": "3", "MULTIMODAL_EVAL_CLIPS": "16"},
     "06_edge_export.ipynb": {"EDGE_EPOCHS": "1", "EDGE_LATENCY_RUNS": "3"},
+    "07_tuning.ipynb": {"TUNING_TRIALS": "2", "TUNING_EPOCHS": "1", "TUNING_TAKE": "128", "TUNING_QUANTIZE": "float32",
+                        "TUNING_LATENCY_RUNS": "0"},
 }
 
 

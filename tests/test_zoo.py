@@ -102,6 +102,21 @@ def test_cli_list_and_errors(capsys):
         training.load_run("/nonexistent")
 
 
+def test_cli_task_options_reach_train_and_tune(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda task, preset, out, **kwargs: seen.update(kwargs) or {"test_metrics": {}})
+    flags = ["--decoded-audio-patches", "4", "--tone-period", "32", "--label-loss-weight", "1", "--max-flow", "2.5",
+             "--window-candidates", "8", "--multimodal-dataset", "synthetic_audiovisual", "--set", "num_latents=8"]
+    assert cli.main(["train", "multimodal_autoencoding", "--preset", "multimodal_small", "--out", "/tmp/x", *flags]) == 0
+    assert {k: seen[k] for k in ("decoded_audio_patches", "tone_period", "label_loss_weight", "max_flow",
+                                 "window_candidates", "multimodal_dataset")} == {
+        "decoded_audio_patches": 4, "tone_period": 32, "label_loss_weight": 1.0, "max_flow": 2.5,
+        "window_candidates": 8, "multimodal_dataset": "synthetic_audiovisual"}
+    assert seen["model_overrides"] == {"num_latents": 8}
+    tune = cli._parser().parse_args(["tune", "optical_flow", "--preset", "flow_small", "--out", "/tmp/t", *flags])
+    assert (tune.max_flow, tune.window_candidates, tune.overrides) == (2.5, 8, [("num_latents", 8)])
+
+
 def test_mixed_bfloat16_and_xla_training_run(tmp_path):
     run = training.train("image_classification", "digits", tmp_path / "bf16", model_overrides=_TINY, epochs=1,
                          batch_size=32, take=128, precision="mixed_bfloat16", jit_compile=True,

@@ -35,7 +35,18 @@ _TRAIN_OPTIONS = {  # flag -> (type, help)
     "mask_probability": (float, "masked LM: fraction of words masked (0.15)"),
     "flow_dataset": (str, "optical flow: synthetic_flow, sintel or flying_chairs (default: the preset's)"),
     "sintel_pass": (str, "optical flow: Sintel's clean or final pass (clean)"),
-    "decoded_pixels": (int, "optical flow: pixels decoded per pair in a training step (subsampled decoding)"),
+    "decoded_pixels": (int, "optical flow, multimodal: pixels decoded per example in a training step (subsampled "
+                            "decoding)"),
+    "max_flow": (float, "optical flow, synthetic pairs: the largest flow in pixels"),
+    "window_candidates": (int, "optical flow, synthetic pairs: keep the most textured of K random windows"),
+    "multimodal_dataset": (str, "multimodal: synthetic_audiovisual, ucf101 or clip_folder (default: the preset's)"),
+    "decoded_audio_patches": (int, "multimodal: audio patches decoded per clip in a training step"),
+    "image_loss_weight": (float, "multimodal: weight of the video L1 (paper 0.03)"),
+    "audio_loss_weight": (float, "multimodal: weight of the audio L1 (paper 1)"),
+    "label_loss_weight": (float, "multimodal: weight of the label cross-entropy (paper 0.0001)"),
+    "tone_period": (int, "multimodal, synthetic clips: samples per whole number of tone cycles"),
+    "frame_stride": (int, "multimodal, ucf101 and clip_folder: keep every n-th frame"),
+    "frames_per_second": (float, "multimodal, clip_folder: frame rate of the clips (25)"),
 }
 
 
@@ -58,13 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("task", choices=sorted(registry.TASK_MODULES))
     train.add_argument("--preset", required=True)
     train.add_argument("--out", required=True, help="run directory (resumed if interrupted)")
-    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
-        train.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
-    train.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
-    train.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
-                       help="XLA compilation (default: Keras' auto)")
-    train.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
-                       metavar="KEY=VALUE", help="override a model builder argument, e.g. --set num_blocks=2")
+    _add_training_options(train, "override a model builder argument, e.g. --set num_blocks=2")
     train.add_argument("--overwrite", action="store_true", help="train again over a finished run")
     train.add_argument("--strategy", default=None, help="default, mirrored, multi_worker (TF_CONFIG), tpu, or "
                        "data_parallel (JAX); --batch-size stays the global batch")
@@ -80,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_options(parser: argparse.ArgumentParser, set_help: str) -> None:
+    """The training options shared by `train` and `tune` (every trial trains with them)."""
+    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    parser.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
+    parser.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="XLA compilation (default: Keras' auto)")
+    parser.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
+                        metavar="KEY=VALUE", help=set_help)
+
+
 def _add_tune_parser(commands) -> None:
     tune = commands.add_parser("tune", help="search latents, width, depth, heads, learning rate and weight decay "
                                             "around a preset; retrain and export the best")
@@ -93,13 +109,7 @@ def _add_tune_parser(commands) -> None:
     tune.add_argument("--no-export", dest="export", action="store_false", help="skip exporting the best model")
     tune.add_argument("--quantize", help="the export's comma-separated quantizations (default: all)")
     tune.add_argument("--latency-runs", type=int, default=20, help="the export's timed runs per variant (0: skip)")
-    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
-        tune.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
-    tune.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
-    tune.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
-                      help="XLA compilation (default: Keras' auto)")
-    tune.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
-                      metavar="KEY=VALUE", help="override a builder argument before centring the search")
+    _add_training_options(tune, "override a builder argument before centring the search")
     tune.add_argument("--overwrite", action="store_true", help="start the search, retraining and export afresh")
 
 
