@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from zoo.multimodal.baselines import PSNR_MAX_VALUE
+from zoo.streaming import broadcast_weights
 
 _PACKAGE = "zoo"  # As zoo.schedules.
 MODALITIES = ("audio", "image", "label")
@@ -85,11 +86,7 @@ class PeakSignalToNoiseRatio(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         # In float32 whatever the compute dtype: bfloat16 squares lose the small errors PSNR is about.
         errors = ops.square(ops.cast(y_pred, "float32") - ops.cast(y_true, "float32"))
-        weights = ops.ones_like(errors)
-        if sample_weight is not None:
-            weights = ops.cast(sample_weight, "float32")
-            weights = ops.reshape(weights, ops.shape(weights) + (1,) * (len(errors.shape) - len(weights.shape)))
-            weights = ops.broadcast_to(weights, ops.shape(errors))
+        weights = broadcast_weights(sample_weight, errors)
         self.squared_error.assign_add(ops.sum(errors * weights))
         self.count.assign_add(ops.sum(weights))
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from zoo.streaming import broadcast_weights
+
 _PACKAGE = "zoo"  # As zoo.schedules.
 
 
@@ -79,11 +81,7 @@ class EndPointError(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         errors = ops.sqrt(_squared_error(y_true, y_pred, self.flow_scale_factor))
-        weights = ops.ones_like(errors)
-        if sample_weight is not None:
-            weights = ops.cast(sample_weight, "float32")
-            weights = ops.reshape(weights, ops.shape(weights) + (1,) * (len(errors.shape) - len(weights.shape)))
-            weights = ops.broadcast_to(weights, ops.shape(errors))
+        weights = broadcast_weights(sample_weight, errors)
         self.total.assign_add(ops.sum(errors * weights))
         self.count.assign_add(ops.sum(weights))
 
