@@ -32,8 +32,8 @@ test: install-dev
 	$(MAKE) --no-print-directory test-backends
 
 test-backends: install-dev
-	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider tests/layers
-	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider tests/layers
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 -p no:cacheprovider tests/layers
+	KERAS_BACKEND=torch $(PY) -m pytest -q -n 2 -p no:cacheprovider tests/layers
 
 bench: install-dev
 	$(PY) -m benchmarks

@@ -25,7 +25,7 @@ TOY_MODEL = "toy_fourier"
 
 def run_inference(args: argparse.Namespace, command: str) -> Path:
     model_names = [TOY_MODEL] if args.toy else args.models
-    batch_sizes = [1, 2] if args.toy else args.batch_sizes
+    batch_sizes = args.batch_sizes or ([1, 2] if args.toy else [1, 8])
     results = inference.measure(model_names, batch_sizes, args.engines, warmup=args.warmup,
                                 repeats=args.repeats, log=lambda line: print(line, flush=True))
     results.update(command=command, warmup=args.warmup, repeats=args.repeats)
@@ -90,7 +90,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     parser.add_argument("--toy", action="store_true", help="tiny configurations: checks the pipeline runs")
     parser.add_argument("--models", nargs="+", default=["imagenet_fourier", "imagenet_learned", "imagenet_conv"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, help="default: 1 8 (--toy: 1 2)")
     parser.add_argument("--engines", nargs="+", default=list(inference.ENGINES), choices=inference.ENGINES)
     parser.add_argument("--page", default="inference", help="inference results page name (PAGE.md, PAGE.json)")
     parser.add_argument("--warmup", type=int, default=2)
