@@ -115,13 +115,3 @@ def test_cli_task_options_reach_train_and_tune(monkeypatch):
     assert seen["model_overrides"] == {"num_latents": 8}
     tune = cli._parser().parse_args(["tune", "optical_flow", "--preset", "flow_small", "--out", "/tmp/t", *flags])
     assert (tune.max_flow, tune.window_candidates, tune.overrides) == (2.5, 8, [("num_latents", 8)])
-
-
-def test_mixed_bfloat16_and_xla_training_run(tmp_path):
-    run = training.train("image_classification", "digits", tmp_path / "bf16", model_overrides=_TINY, epochs=1,
-                         batch_size=32, take=128, precision="mixed_bfloat16", jit_compile=True,
-                         tensorboard=False, verbose=0)
-    assert run["status"] == "finished" and run["options"]["precision"] == "mixed_bfloat16"
-    model, _ = training.load_run(tmp_path / "bf16")
-    assert model.encoder.compute_dtype == "bfloat16" and model.encoder.latents.dtype == "float32"
-    assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
