@@ -44,6 +44,26 @@ def _losses(run_dir: Path) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
+# Appended to a backend's set-up: trains the digits toy on one device, then with the strategy argv[4].
+_ONE_THEN_STRATEGY = """
+    out, overrides, options = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    for strategy in ("default", sys.argv[4]):
+        run = training.train("image_classification", "digits", f"{out}/{strategy}", model_overrides=overrides,
+                             strategy=strategy, **options)
+        print(json.dumps(run["distribution"]))
+"""
+
+
+def _two_replicas_match_one_device(tmp_path: Path, setup: str, strategy: str, **kwargs) -> None:
+    printed = _python(setup + _ONE_THEN_STRATEGY, str(tmp_path), json.dumps(_TINY), json.dumps(_OPTIONS), strategy,
+                      **kwargs)
+    assert [json.loads(line)["replicas"] for line in printed.splitlines()[-2:]] == [1, 2]
+    one, two = _losses(tmp_path / "default"), _losses(tmp_path / strategy)
+    assert len(one) == len(two) == 2
+    # Two replicas of 16 examples give the same mean gradient as one of 32 up to float32 summation order.
+    np.testing.assert_allclose(two, one, rtol=1e-4)
+
+
 _TWO_CPUS = """
     import json, sys
     import tensorflow as tf
@@ -53,23 +73,13 @@ _TWO_CPUS = """
     tf.config.experimental.enable_op_determinism()
     from zoo import training
 
-    out, overrides, options = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-    for strategy in ("default", "mirrored"):
-        run = training.train("image_classification", "digits", f"{out}/{strategy}", model_overrides=overrides,
-                             strategy=strategy, **options)
-        print(json.dumps(run["distribution"]))
 """
 
 
 @pytest.mark.slow
 def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
     """Same seed, same batches (the global batch of 32 split 16 + 16), deterministic ops."""
-    printed = _python(_TWO_CPUS, str(tmp_path), json.dumps(_TINY), json.dumps(_OPTIONS))
-    assert [json.loads(line)["replicas"] for line in printed.splitlines()[-2:]] == [1, 2]
-    one, two = _losses(tmp_path / "default"), _losses(tmp_path / "mirrored")
-    assert len(one) == len(two) == 2
-    # Two replicas of 16 examples give the same mean gradient as one of 32 up to float32 summation order.
-    np.testing.assert_allclose(two, one, rtol=1e-4)
+    _two_replicas_match_one_device(tmp_path, _TWO_CPUS, "mirrored")
 
 
 _WORKER = """
@@ -201,11 +211,6 @@ _JAX = """
     from zoo import training
 
     assert keras.config.backend() == "jax"
-    out, overrides, options = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-    for strategy in ("default", "data_parallel"):
-        run = training.train("image_classification", "digits", f"{out}/{strategy}", model_overrides=overrides,
-                             strategy=strategy, **options)
-        print(json.dumps(run["distribution"]))
 """
 
 
@@ -213,8 +218,4 @@ _JAX = """
 def test_jax_data_parallel_over_two_cpus_matches_one_device(tmp_path):
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
            "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # compiling with XLA's optimisations dominates these toy runs
-    printed = _python(_JAX, str(tmp_path), json.dumps(_TINY), json.dumps(_OPTIONS), env=env, timeout=480)
-    assert [json.loads(line)["replicas"] for line in printed.splitlines()[-2:]] == [1, 2]
-    one, two = _losses(tmp_path / "default"), _losses(tmp_path / "data_parallel")
-    assert len(one) == len(two) == 2
-    np.testing.assert_allclose(two, one, rtol=1e-4)
+    _two_replicas_match_one_device(tmp_path, _JAX, "data_parallel", env=env, timeout=480)
