@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import shutil
 import tempfile
@@ -15,7 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.data import num_samples, slice_feed, to_feed_and_labels
+from export import outdir
+from export.data import nonfinite_samples, num_samples, slice_feed, to_feed_and_labels
 from export.report import ExportReport, Thresholds, VariantReport
 from export.savedmodel import ExtraSignature, verify_saved_model, write_saved_model
 from export.signature import ServingSignature, keras_predict, signature_of
@@ -28,6 +30,9 @@ LATENCY_THREADS = (1, 2)
 
 ExtraMetrics = Callable[[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, Any]]
 """`(feed, keras_outputs, tflite_outputs) -> {metric: value}`: task-specific parity metrics."""
+
+ExtraArtifacts = Callable[[keras.Model, Path], dict[str, Any]]
+"""`(model, folder) -> {"passed": bool, "summary": str}`: writes further checked files into the export."""
 
 
 def export_model(
@@ -47,6 +52,8 @@ def export_model(
     extra_signatures: Mapping[str, ExtraSignature] | None = None,
     extra_metrics: ExtraMetrics | None = None,
     regression: bool = False,
+    extra_artifacts: ExtraArtifacts | None = None,
+    protected: tuple[str | os.PathLike, ...] = (),
 ) -> ExportReport:
     """Exports a Keras model to a SavedModel and .tflite files, and checks them against Keras.
 
@@ -58,7 +65,12 @@ def export_model(
     .tflite files hold only `signature_name`. Everything is written into a temporary sibling
     directory that is renamed to `out_dir` at the end, so an exception leaves nothing behind.
     Violated thresholds do not raise: the artefacts are still written and the report's `passed` is
-    False.
+    False. A non-finite value in the Keras or a variant's outputs fails the check it concerns;
+    non-finite evaluation or calibration data is refused before anything is written.
+
+    `out_dir` carries a marker listing what the export wrote: `overwrite` replaces only such a
+    folder, holding nothing else (see `export.outdir`), so it cannot delete a run, a source model,
+    a file or a folder of the user's.
 
     Args:
         model: a built Keras model taking one tensor, a list or a dict of named tensors.
@@ -87,12 +99,18 @@ def export_model(
             accuracy, argmax metrics, are not computed (`None`), so the dynamic and int8 variants
             are measured by `max_abs_diff` and `extra_metrics` (e.g. the end-point error) and held
             to no threshold. Without it, a float output with >= 2 channels is read as logits.
+        extra_artifacts: called with the model to export and the (temporary) export folder before it
+            is moved into place, to write and check further files (e.g. a chunked encoder/decoder);
+            its `{"passed", "summary"}` goes into the report and a failure fails it.
+        protected: paths the export must not replace (the source model file or run directory).
 
     Returns:
         The `ExportReport`, also written as `report.json` and `report.md`.
 
     Raises:
         FileExistsError: `out_dir` exists and `overwrite` is False.
+        export.outdir.OutputDirError: `out_dir` is a file, is or contains a `protected` path, or is
+            not an earlier export's folder (with `overwrite`); nothing is touched.
         UnsupportedOpError: the model needs a Flex (select TF) or custom op; the error names it.
         ValueError: an unknown quantization, `"int8"` without calibration data, or an extra
             signature named like the default one.
@@ -111,10 +129,7 @@ def export_model(
                 f"extra_signatures[{name!r}] must be an export.ExtraSignature. Received: {type(extra).__name__}"
             )
     out_dir = Path(out_dir).absolute()
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} already exists. Pass overwrite=True (CLI: --overwrite) to replace it."
-        )
+    outdir.check_out_dir(out_dir, overwrite, protected)
     if "int8" in quantizations and calibration_data is None:
         raise ValueError("int8 quantization needs calibration data. Received: calibration_data=None")
     if eval_data is None and calibration_data is None:
@@ -129,9 +144,15 @@ def export_model(
         feed, labels = to_feed_and_labels(eval_data, signature, what="eval_data", limit=num_eval)
     else:
         feed, labels = slice_feed(calibration, 0, num_eval or num_samples(calibration)), None
+    for what, data in (("eval_data", feed), ("calibration_data", calibration)):
+        bad = nonfinite_samples(data) if data is not None else {}
+        if bad:
+            raise ValueError(
+                f"{what} holds NaN or infinite values, which would make every comparison meaningless: "
+                + "; ".join(f"input {name!r}, samples {indices[:10]}" for name, indices in bad.items())
+            )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    work = outdir.make_work_dir(out_dir)
     try:
         report = _export_into(
             work, model, signature, feed, labels, calibration, quantizations=quantizations,
@@ -139,9 +160,11 @@ def export_model(
             latency_runs=latency_runs, signature_name=signature_name,
             extra_signatures=extra_signatures, extra_metrics=extra_metrics, regression=regression,
         )
+        if extra_artifacts is not None:
+            report.extra_artifacts = extra_artifacts(model, work)
         report.out_dir = str(out_dir)
         report.write(work)
-        _move_into_place(work, out_dir, overwrite)
+        outdir.finish(work, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -167,6 +190,10 @@ def _export_into(
 ) -> ExportReport:
     expected = keras_predict(model, signature, feed)
     keras_accuracy = None if regression else accuracy(expected, labels)
+    keras_failures = [
+        f"the Keras model's output {name!r} is NaN or infinite for samples {indices[:10]}"
+        for name, indices in nonfinite_samples(expected).items()
+    ]
 
     saved_model_dir = work / "saved_model"
     extra_expected = {name: extra.expected_outputs() for name, extra in extra_signatures.items()}
@@ -217,7 +244,13 @@ def _export_into(
                 gpu_delegate=gpu_delegate_check(flatbuffer),
                 extra_metrics=extra_metrics(feed, expected, actual) if extra_metrics else {},
             )
-            variant.failures = thresholds.variant_failures(variant, keras_accuracy)
+            variant.failures = [
+                f"output {name!r} is NaN or infinite for samples {indices[:10]}"
+                for name, indices in nonfinite_samples(actual).items()
+            ] + [
+                f"{metric} is {value}" for metric, value in variant.extra_metrics.items()
+                if isinstance(value, float) and not math.isfinite(value)
+            ] + thresholds.variant_failures(variant, keras_accuracy)
             variants[quantization] = variant
 
     return ExportReport(
@@ -228,7 +261,8 @@ def _export_into(
             "keras": keras.__version__,
             "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
         },
-        keras={"accuracy": keras_accuracy, "num_eval": num_samples(feed), "regression": regression},
+        keras={"accuracy": keras_accuracy, "num_eval": num_samples(feed), "regression": regression,
+               "failures": keras_failures},
         saved_model=saved_model,
         variants=variants,
         thresholds=thresholds,
@@ -244,20 +278,3 @@ def _representative_dataset(calibration: Mapping[str, np.ndarray]):
             yield slice_feed(calibration, index, index + 1)
 
     return samples
-
-
-def _move_into_place(work: Path, out_dir: Path, overwrite: bool) -> None:
-    """Renames the finished `work` directory to `out_dir`, replacing it only if `overwrite`."""
-    if not out_dir.exists():
-        work.rename(out_dir)
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} appeared during the export. Pass overwrite=True to replace it.")
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    old.rmdir()
-    out_dir.rename(old)
-    work.rename(out_dir)
-    if old.is_dir():
-        shutil.rmtree(old)
-    else:
-        old.unlink()

@@ -14,7 +14,8 @@ full-frame model of one trained with subsampled decoding; the data must fit the 
 replacing the defaults, e.g. for a masked LM; see `export_model`) and `"extra_artifacts"` (a
 function of the exported model and the output directory, called after the export, that writes
 further files there, e.g. a multimodal encoder and chunked decoder, and returns `{"passed": bool,
-"summary": str}`: the summary is printed and a failure fails the run). The modules in `"imports"` (which
+"summary": str}`: the summary is printed and a failure fails the run; the files are written before the export
+folder is moved into place). The modules in `"imports"` (which
 register the model's custom layers) are imported before the model is loaded.
 
 Exit status: 0 when every threshold holds, 1 when one fails (the artefacts and report are still
@@ -58,16 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra_signatures=extra_signatures(model) if extra_signatures else None,
             extra_metrics=hooks.get("extra_metrics"), regression=bool(hooks.get("regression")),
             thresholds=Thresholds(**hooks.get("thresholds", {})),
+            extra_artifacts=hooks.get("extra_artifacts"), protected=(args.source,),
         )
-        extra = hooks["extra_artifacts"](model, Path(args.out)) if hooks.get("extra_artifacts") else None
     except (UnsupportedOpError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.table())
-    if extra is not None:
-        print(extra["summary"])
-    passed = report.passed and (extra is None or extra["passed"])
-    return EXIT_PASSED if passed else EXIT_THRESHOLD_FAILED
+    return EXIT_PASSED if report.passed else EXIT_THRESHOLD_FAILED
 
 
 def _quantizations(text: str) -> tuple[str, ...]:
@@ -95,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated subset of float32,float16,dynamic,int8 (default: all)",
     )
     parser.add_argument("--static-batch", action="store_true", help="batch 1, static shapes in .tflite")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in --out (never a run, a source or a folder of yours)")
     parser.add_argument("--num-eval", type=int, default=None, help="verify on at most N samples")
     parser.add_argument("--latency-runs", type=int, default=20, help="timed runs per variant (0: skip)")
     parser.add_argument("--calibration-data", help=".npz with x (or x/<input name>) for a .keras source")
@@ -128,10 +127,12 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any,
 
 
 def _read_run(directory: Path) -> dict:
+    from export.run_directory import read_finished_run
+
     for name in ("model.keras", "run.json"):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"The run directory {directory} has no {name}.")
-    run = json.loads((directory / "run.json").read_text())
+    run = read_finished_run(directory)
     builder = run.get("data", {}).get("builder", "")
     if ":" not in builder:
         raise ValueError(

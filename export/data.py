@@ -101,3 +101,15 @@ def slice_feed(feed: Mapping[str, np.ndarray], start: int, stop: int) -> dict[st
 
 def num_samples(feed: Mapping[str, np.ndarray]) -> int:
     return len(next(iter(feed.values())))
+
+
+def nonfinite_samples(arrays: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
+    """For each float array holding NaN or infinity, the indices of the samples that do."""
+    found = {}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.complexfloating):
+            bad = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1) if value.ndim else ~np.isfinite(value)[None]
+            if bad.any():
+                found[name] = [int(i) for i in np.flatnonzero(bad)]
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any
 
@@ -62,13 +63,34 @@ class Thresholds:
 
 
 def _at_most(metric: str, value: float | None, limit: float | None) -> list[str]:
-    held = value is not None and limit is not None
-    return [f"{metric} {value:.3g} > {limit:g}"] if held and value > limit else []
+    """A NaN or infinite value fails every limit: `nan > limit` is False, which must not pass."""
+    if value is None or limit is None:
+        return []
+    if not math.isfinite(value):
+        return [f"{metric} is {value} (NaN or infinite outputs)"]
+    return [f"{metric} {value:.3g} > {limit:g}"] if value > limit else []
 
 
 def _at_least(metric: str, value: float | None, limit: float | None) -> list[str]:
-    held = value is not None and limit is not None
-    return [f"{metric} {value:.4f} < {limit:g}"] if held and value < limit else []
+    if value is None or limit is None:
+        return []
+    if not math.isfinite(value):
+        return [f"{metric} is {value}"]
+    return [f"{metric} {value:.4f} < {limit:g}"] if value < limit else []
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None, so `json.dumps(allow_nan=False)` works.
+
+    Python's json writes bare `NaN`, which strict JSON readers reject; the failures say what it was.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
 
 
 @dataclasses.dataclass
@@ -112,16 +134,21 @@ class ExportReport:
     thresholds: Thresholds
     static_batch: bool
     out_dir: str = ""
+    extra_artifacts: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
-        return self.saved_model["passed"] and all(v.passed for v in self.variants.values())
+        return not self.failures
 
     @property
     def failures(self) -> list[str]:
         """Every violated threshold, prefixed by the artefact it concerns."""
-        found = [f"saved_model: {f}" for f in self.saved_model["failures"]]
-        return found + [f"{q}: {f}" for q, v in self.variants.items() for f in v.failures]
+        found = [f"keras: {f}" for f in self.keras.get("failures", [])]
+        found += [f"saved_model: {f}" for f in self.saved_model["failures"]]
+        found += [f"{q}: {f}" for q, v in self.variants.items() for f in v.failures]
+        if self.extra_artifacts is not None and not self.extra_artifacts.get("passed"):
+            found.append(f"extra artifacts: {self.extra_artifacts.get('summary', 'failed')}")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,13 +160,15 @@ class ExportReport:
             "keras": self.keras,
             "saved_model": self.saved_model,
             "variants": {q: v.to_dict() for q, v in self.variants.items()},
+            **({"extra_artifacts": self.extra_artifacts} if self.extra_artifacts is not None else {}),
+            "failures": self.failures,
             "passed": self.passed,
         }
 
     def write(self, directory: str | os.PathLike) -> None:
         """Writes `report.json` and `report.md` into `directory`."""
         with open(os.path.join(directory, "report.json"), "w") as f:
-            json.dump(self.to_dict(), f, indent=2)
+            json.dump(strict_json(self.to_dict()), f, indent=2, allow_nan=False)
             f.write("\n")
         with open(os.path.join(directory, "report.md"), "w") as f:
             f.write(self.markdown())
@@ -150,7 +179,8 @@ class ExportReport:
             "variant", "size", "max abs diff", "top-1 agreement", "accuracy", "latency 1t / 2t (ms)",
             "GPU delegate", "result",
         ]]
-        rows.append(["keras", "-", "-", "-", _fraction(self.keras.get("accuracy")), "-", "-", "baseline"])
+        keras_result = FAIL if self.keras.get("failures") else "baseline"
+        rows.append(["keras", "-", "-", "-", _fraction(self.keras.get("accuracy")), "-", "-", keras_result])
         sm = self.saved_model
         rows.append(
             ["saved_model", "-", _number(sm["max_abs_diff"]), "-", "-", "-", "-", _result(sm["failures"])]
@@ -176,6 +206,8 @@ class ExportReport:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines += [f"{q}: {_metrics(v.extra_metrics)}" for q, v in self.variants.items() if v.extra_metrics]
+        if self.extra_artifacts is not None:
+            lines.append(self.extra_artifacts.get("summary", ""))
         lines += [f"  {failure}" for failure in self.failures]
         lines.append(f"{'PASSED' if self.passed else 'FAILED'}: {self.out_dir or self.model}")
         return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Mapping
@@ -99,17 +100,22 @@ def measure_latency_ms(
 
 
 def max_abs_diff(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> float | None:
-    """The largest absolute difference over all floating-point outputs (`None` if there are none)."""
+    """The largest absolute difference over all floating-point outputs (`None` if there are none).
+
+    A NaN or infinity in either side makes it infinite, so that no limit can hold.
+    """
     missing = sorted(set(expected) - set(actual))
     if missing:
         raise ValueError(
             f"Outputs {missing} are missing. Expected: {sorted(expected)}. Received: {sorted(actual)}"
         )
-    diffs = [
-        float(np.max(np.abs(np.asarray(actual[name], np.float64) - value.astype(np.float64)), initial=0.0))
-        for name, value in expected.items()
-        if np.issubdtype(value.dtype, np.floating)
-    ]
+    diffs = []
+    for name, value in expected.items():
+        if not np.issubdtype(value.dtype, np.floating):
+            continue
+        got, want = np.asarray(actual[name], np.float64), value.astype(np.float64)
+        finite = np.isfinite(got).all() and np.isfinite(want).all()
+        diffs.append(float(np.max(np.abs(got - want), initial=0.0)) if finite else math.inf)
     return max(diffs) if diffs else None
 
 

@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import export
 from export.cli import main
+from export.outdir import MARKER, OutputDirError
 import export_fixtures as fixtures  # tests/ is on sys.path (pytest rootdir-relative imports).
 
 pytestmark = pytest.mark.tensorflow_only
@@ -154,12 +155,18 @@ def test_existing_output_needs_overwrite(digits, tmp_path):
         export.export_model(model, out, eval_data=data["eval"], quantizations=["float32"])
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
 
-    export.export_model(
-        model, out, eval_data=data["eval"], quantizations=["float32"], overwrite=True, latency_runs=0
-    )
+    with pytest.raises(OutputDirError, match="was not"):  # not an earlier export: never replaced
+        export.export_model(model, out, eval_data=data["eval"], quantizations=["float32"], overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+    out = tmp_path / "export"
+    for overwrite in (False, True):
+        export.export_model(
+            model, out, eval_data=data["eval"], quantizations=["float32"], overwrite=overwrite, latency_runs=0
+        )
     written = sorted(p.name for p in out.iterdir())
-    assert written == ["model_float32.tflite", "report.json", "report.md", "saved_model"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert written == [MARKER, "model_float32.tflite", "report.json", "report.md", "saved_model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "out"]
 
 
 def test_violated_threshold_fails_the_report_but_keeps_the_artefacts(digits, tmp_path):

@@ -93,11 +93,12 @@ def test_train_resumes_after_interruption_and_evaluates(tmp_path, monkeypatch):
         training.train("image_classification", "digits", out, model_overrides=_TINY, **options)
 
 
-def test_cli_list_and_errors(capsys):
+def test_cli_list_and_errors(capsys, tmp_path):
     assert cli.main(["list"]) == 0
     assert "imagenet_fourier" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="Received: precision='fp8'"):
-        cli.main(["train", "image_classification", "--preset", "digits", "--out", "/tmp/x", "--precision", "fp8"])
+    argv = ["train", "image_classification", "--preset", "digits", "--out", str(tmp_path / "x"), "--precision", "fp8"]
+    assert cli.main(argv) == cli.EXIT_INPUT_ERROR
+    assert "Received: precision='fp8'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="run.json is missing"):
         training.load_run("/nonexistent")
 

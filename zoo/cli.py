@@ -129,8 +129,21 @@ def _tune(args: argparse.Namespace) -> int:
     return 0 if result.get("export", {"passed": True})["passed"] else 1
 
 
+EXIT_INPUT_ERROR = 2
+"""The exit status of a command refused for its input (a bad option, run directory or file), as argparse's."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a command; returns 0 on success, 1 when a check fails, 2 when the input is refused."""
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         for name in registry.list_models(args.task):
             preset = registry.get_preset(name)

@@ -25,6 +25,8 @@ from typing import Any
 import keras
 from tensorflow import data as tf_data
 
+from export.report import strict_json
+from export.run_directory import file_sha256, read_finished_run, read_run_json
 from zoo import distribute, registry
 from zoo.schedules import make_optimizer
 
@@ -32,11 +34,19 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Writes JSON atomically: a temporary file in the same folder, then a rename."""
+    """Writes strict JSON (NaN as null) atomically: a temporary file in the same folder, then a rename."""
+    text = json.dumps(strict_json(_as_json(payload)), indent=2, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
+        f.write(text)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def save_model_atomically(model: keras.Model, path: Path) -> None:
@@ -126,15 +136,58 @@ def task_model_overrides(task_obj: Any, preset: registry.Preset, options: dict[s
     return dict(task_obj.model_overrides(preset, options)) if hasattr(task_obj, "model_overrides") else {}
 
 
+_RUN_FILES = ("model.keras", "history.csv", "checkpoints", "backup", "logs")
+"""What a run writes besides run.json: `--overwrite` removes these (and nothing else) before training."""
+
+
 def _open_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
-    """The run.json of an unfinished run to resume, or None for a fresh run directory."""
+    """The run.json of an unfinished run to resume, or None for a fresh run directory.
+
+    With `overwrite`, the previous run's model, checkpoints and backup are removed first and its
+    run.json marked as being retrained, so that an interrupted retraining never leaves the old
+    model.keras to be evaluated or exported as if it were the new one.
+    """
     run_file = out / "run.json"
     if not run_file.exists():
         return None
-    previous = json.loads(run_file.read_text())
-    if previous.get("status") == "finished" and not overwrite:
+    previous = read_run_json(run_file)
+    if overwrite:
+        write_json(run_file, {**previous, "status": "retraining"})
+        for name in _RUN_FILES:
+            path = out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        return None
+    if previous.get("status") == "finished":
         raise FileExistsError(f"{out} already holds a finished run; pass --overwrite to train again there.")
     return previous if previous.get("status") == "running" else None
+
+
+def _differences(resumed: dict[str, Any], task: str, preset_name: str, model_overrides: dict[str, Any],
+                 option_overrides: dict[str, Any]) -> list[str]:
+    """What the command asks for that differs from the interrupted run's run.json, in CLI terms.
+
+    Options the command does not give are taken from the run; those it gives must equal the run's.
+    """
+    found = []
+    for name, wanted, had in (("task", task, resumed.get("task")), ("--preset", preset_name, resumed.get("preset"))):
+        if wanted != had:
+            found.append(f"{name}: the run has {had!r}, the command {wanted!r}")
+    for key, value in sorted(model_overrides.items()):
+        had = resumed.get("model_overrides", {}).get(key, "(the preset's)")
+        if _as_json(value) != _as_json(had):
+            found.append(f"--set {key}: the run has {had!r}, the command {value!r}")
+    for key, value in sorted(option_overrides.items()):
+        had = resumed.get("options", {}).get(key, "(the preset's)")
+        if value is not None and _as_json(value) != _as_json(had):
+            found.append(f"--{key.replace('_', '-')}: the run has {had!r}, the command {value!r}")
+    return found
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def train(task: str, preset_name: str, out: str | os.PathLike, *, model_overrides: dict[str, Any] | None = None,
@@ -166,6 +219,13 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     out = Path(out)
     resumed = _open_run(out, overwrite)
     if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
+        differences = _differences(resumed, task, preset_name, dict(model_overrides or {}), option_overrides)
+        if differences:
+            raise ValueError(
+                f"{out} holds an interrupted run with other settings, so it cannot be resumed with these: "
+                + "; ".join(differences) + ". Resume it with its own settings (leave these options out), "
+                "or pass --overwrite to start afresh there."
+            )
         model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
     options = training_options(preset, **option_overrides)
     preset = with_overrides(preset, dict(model_overrides or {}))
@@ -227,7 +287,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
             callbacks, validation = [_ValidateWith(evaluated, test_ds), *callbacks], {}
         started = time.time()
         model.fit(train_ds, epochs=options["epochs"], steps_per_epoch=options.get("steps_per_epoch"),
-                  callbacks=callbacks, verbose=verbose, **validation)
+                  callbacks=callbacks, verbose=verbose, shuffle=False, **validation)  # the datasets shuffle
         if evaluated is not model:
             evaluated.set_weights(model.get_weights())
         results = evaluated.evaluate(test_ds, return_dict=True, verbose=0)
@@ -236,7 +296,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         scope.close()
         keras.mixed_precision.set_global_policy(previous_policy)
     run.update(status="finished", train_seconds=round(time.time() - started, 1),
-               test_metrics={k: float(v) for k, v in results.items()})
+               test_metrics={k: float(v) for k, v in results.items()},
+               model_sha256=file_sha256(written / "model.keras"))
     if hasattr(task_obj, "baselines"):  # trivial predictors on the same test data, to compare against
         run["baselines"] = task_obj.baselines(preset, options)
     write_json(written / "run.json", run)
@@ -248,12 +309,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
 def load_run(run_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
     """The trained model and run.json of a finished run directory."""
     run_dir = Path(run_dir)
-    run_file, model_file = run_dir / "run.json", run_dir / "model.keras"
-    for path in (run_file, model_file):
-        if not path.exists():
-            raise FileNotFoundError(f"{run_dir} is not a finished run directory: {path.name} is missing.")
-    run = json.loads(run_file.read_text())
-    return keras.saving.load_model(model_file, compile=False), run
+    run = read_finished_run(run_dir)
+    return keras.saving.load_model(run_dir / "model.keras", compile=False), run
 
 
 def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[str, float]:

@@ -193,7 +193,7 @@ class PresetHyperModel(keras_tuner.HyperModel):
         started = time.time()
         history = model.fit(train, epochs=epochs or self.options["epochs"], initial_epoch=initial_epoch,
                             steps_per_epoch=self.options.get("steps_per_epoch"), callbacks=callbacks,
-                            verbose=verbose, **validation)
+                            verbose=verbose, shuffle=False, **validation)  # the datasets shuffle themselves
         epochs_run = len(next(iter(history.history.values()), []))
         history.history["parameter_count"] = [model.count_params()] * epochs_run
         history.history["seconds"] = [round(time.time() - started, 1)] * epochs_run

@@ -1,0 +1,70 @@
+"""Reading a training run directory (run.json + model.keras) and checking that the two belong together.
+
+A run directory written by training is finished only when run.json says `"status": "finished"` (one
+written by hand, without a status, is taken as it is); its `"model_sha256"`
+is the SHA-256 of the model.keras that run wrote, so a model.keras from another run (or an
+interrupted retraining) is recognised instead of being evaluated or exported under this run's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class RunDirectoryError(ValueError):
+    """A run directory is unfinished, inconsistent or unreadable; the message names the file."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_run_json(path: str | os.PathLike) -> dict[str, Any]:
+    """run.json as a dict; a missing, truncated or non-object file is an error naming it."""
+    path = Path(path)
+    try:
+        run = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: {path.parent} is not a run directory.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirectoryError(f"{path} is not valid JSON ({error}); the run's record is damaged.") from None
+    if not isinstance(run, dict):
+        raise RunDirectoryError(f"{path} must hold a JSON object. Received: {type(run).__name__}")
+    return run
+
+
+def read_finished_run(directory: str | os.PathLike) -> dict[str, Any]:
+    """run.json of a finished run whose model.keras is the one that run wrote.
+
+    Raises:
+        FileNotFoundError: run.json or model.keras is missing.
+        RunDirectoryError: run.json is damaged, the run is not finished (still training, killed, or
+            being retrained with --overwrite), or model.keras is not the file the run wrote.
+    """
+    directory = Path(directory)
+    run = read_run_json(directory / "run.json")
+    status = run.get("status")
+    if status is not None and status != "finished":  # a run.json written by hand has no status
+        raise RunDirectoryError(
+            f"{directory} holds an unfinished run ({directory / 'run.json'} says status={status!r}): it is still "
+            "training or was interrupted. Resume it with the same `python -m zoo train` command, then try again."
+        )
+    model_file = directory / "model.keras"
+    if not model_file.is_file():
+        raise FileNotFoundError(f"{model_file} is missing: the finished run's model was moved or deleted.")
+    expected = run.get("model_sha256")
+    if expected is not None and file_sha256(model_file) != expected:
+        raise RunDirectoryError(
+            f"{model_file} is not the model this run wrote (its SHA-256 differs from run.json's model_sha256): "
+            f"it was replaced after training of task {run.get('task')!r}, preset {run.get('preset')!r}. "
+            "Retrain the run or export the .keras file directly."
+        )
+    return run
