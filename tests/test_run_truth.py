@@ -70,3 +70,14 @@ def test_runs_tell_the_truth(tmp_path, monkeypatch, capsys):
         training.evaluate(other)
     assert export_cli.main([str(other), "--out", str(tmp_path / "export"), "--latency-runs", "0"]) == 2
     assert "model.keras is not the model" in capsys.readouterr().err
+
+
+def test_demo_replaces_only_its_own_output(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert cli.main(["demo", "--out", str(mine)]) == cli.EXIT_INPUT_ERROR
+    assert "not an earlier demo's folder" in capsys.readouterr().err and (mine / "thesis.tex").exists()
+    plain = tmp_path / "file.txt"
+    plain.write_text("keep")
+    assert cli.main(["demo", "--out", str(plain)]) == cli.EXIT_INPUT_ERROR and plain.read_text() == "keep"

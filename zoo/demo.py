@@ -9,17 +9,30 @@ from pathlib import Path
 from zoo import training
 
 ACCURACY_TARGET = 0.98
+DEMO_MARKER = ".perceiver-keras-demo"
+"""Marks a folder as the demo's output: only such a folder (or an empty one) is replaced."""
 
 
 def run(out: str = "demo_out", epochs: int | None = None) -> int:
-    """Runs the demo into `out` (replaced if present). Returns 0 when every check passes."""
+    """Runs the demo into `out` (an earlier demo's output there is replaced). Returns 0 when every check passes.
+
+    Raises:
+        FileExistsError: `out` exists and is neither empty nor an earlier demo's output.
+    """
     import export
     from zoo.image_classification.task import export_arrays
 
     started = time.time()
     out = Path(out)
-    if out.exists():
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink() or not ((out / DEMO_MARKER).is_file() or not any(out.iterdir())):
+            raise FileExistsError(
+                f"{out} exists and is not an earlier demo's folder (it has no {DEMO_MARKER}); the demo replaces "
+                "only its own output. Pass another --out."
+            )
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("Written by `python -m zoo demo`; the next demo run replaces this folder.\n")
     print("1/3 Training the 'digits' preset (scikit-learn's 8x8 digits, offline) with model.fit ...", flush=True)
     run_info = training.train("image_classification", "digits", out / "run", epochs=epochs, verbose=2)
     accuracy = run_info["test_metrics"]["accuracy"]
