@@ -4,6 +4,8 @@ Every message names what was expected and what was received, in the style of Ker
 `MultiHeadAttention` ("... Received: num_heads=0").
 """
 
+import numbers
+
 import keras
 
 
@@ -79,15 +81,35 @@ def mask_shape(layer, arg, mask, reference, reference_name):
         )
 
 
-def default_initializer():
-    """Dense kernels: truncated normal with stddev 1/sqrt(fan_in), DeepMind's (Haiku's) default.
+def _initializer_names():
+    return sorted(name for name in dir(keras.initializers)
+                  if name.islower() and not name.startswith("_") and name not in ("get", "serialize", "deserialize"))
 
-    transformers' port initialises with stddev 0.02, which only matters for loaded weights; from
-    scratch, 0.02 leaves the attention near-uniform and deep stacks barely train.
+
+def initializer(name, value, default):
+    """`value` as a Keras initializer (a name, a config dict, an instance or a function), `default()` if None.
+
+    Raises ValueError naming `name`, the accepted names and the received value if Keras knows no such
+    initializer.
     """
-    return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal")
+    if value is None:
+        return default()
+    try:
+        resolved = keras.initializers.get(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"`{name}` must be a Keras initializer: one of {_initializer_names()}, a config dict or an "
+            f"initializer instance. Received: {name}={value!r}"
+        ) from error
+    if not callable(resolved):
+        raise ValueError(f"`{name}` must be a Keras initializer. Received: {name}={value!r}")
+    return resolved
 
 
-def embedding_initializer():
-    """Latents, position embeddings and queries: truncated normal with stddev 0.02, as the reference."""
-    return keras.initializers.TruncatedNormal(stddev=0.02)
+def seed(name, value):
+    """Returns `value` as an int, or None; anything else (a bool, a float, a string) raises ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"`{name}` must be an int or None. Received: {name}={value!r}")
+    return int(value)

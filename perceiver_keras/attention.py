@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 
 MASK_MARGIN = 24.0
 """How far below a row's lowest score masked keys are put before the softmax."""
@@ -24,7 +25,8 @@ class PerceiverAttention(keras.layers.Layer):
         output_channels: int, width of the output projection; defaults to Cq.
         dropout: float, dropout on the attention probabilities.
         use_bias: bool, biases in the projections.
-        kernel_initializer: initializer of the projection kernels.
+        kernel_initializer: initializer of the projection kernels, cloned for each of the four
+            (default: normal, stddev 0.02, as the reference; biases start at 0).
         fold_projections: bool, fold the key/value projections into the queries and the
             attention probabilities where that takes fewer operations (narrow, many inputs);
             the same function and weights, computed in another order.
@@ -55,7 +57,7 @@ class PerceiverAttention(keras.layers.Layer):
         self.output_channels = _checks.positive_int("output_channels", output_channels, allow_none=True)
         self.dropout = _checks.probability("dropout", dropout)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
         for name in ("qk_channels", "v_channels"):
             if getattr(self, name) is not None:
                 _checks.divisible(name, getattr(self, name), "num_heads", num_heads)
@@ -73,8 +75,8 @@ class PerceiverAttention(keras.layers.Layer):
 
         def dense(units, name, in_channels):
             layer = keras.layers.Dense(
-                units, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer, name=name,
-                dtype=self.dtype_policy,
+                units, use_bias=self.use_bias, kernel_initializer=clone_initializer(self.kernel_initializer, name),
+                name=name, dtype=self.dtype_policy,
             )
             layer.build((None, None, in_channels))
             return layer

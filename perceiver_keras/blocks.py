@@ -3,6 +3,7 @@
 import keras
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.mlp import PerceiverMLP, check_activation
 
@@ -24,7 +25,7 @@ class _Block(keras.layers.Layer):
         self.attention_dropout = _checks.probability("attention_dropout", attention_dropout)
         self.activation = check_activation(activation)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
         for name in ("qk_channels", "v_channels"):
             if getattr(self, name) is not None:
                 _checks.divisible(name, getattr(self, name), "num_heads", num_heads)
@@ -38,12 +39,14 @@ class _Block(keras.layers.Layer):
         self.attention = PerceiverAttention(
             self.num_heads, qk_channels=qk_channels, v_channels=self.v_channels or qk_channels,
             output_channels=query_channels, dropout=self.attention_dropout,
-            kernel_initializer=self.kernel_initializer, name="attention", dtype=self.dtype_policy,
+            kernel_initializer=clone_initializer(self.kernel_initializer, "attention"), name="attention",
+            dtype=self.dtype_policy,
         )
         self.attention.build((None, None, query_channels), (None, None, kv_channels))
         self.mlp_norm = self._norm("mlp_norm", query_channels)
         self.mlp = PerceiverMLP(
-            self.widening_factor, self.activation, self.dropout, self.kernel_initializer, name="mlp",
+            self.widening_factor, self.activation, self.dropout, clone_initializer(self.kernel_initializer, "mlp"),
+            name="mlp",
             dtype=self.dtype_policy,
         )
         self.mlp.build((None, None, query_channels))
@@ -88,7 +91,8 @@ class CrossAttentionBlock(_Block):
         attention_dropout: float, dropout on the attention probabilities.
         activation: MLP activation ("gelu", "gelu_tanh", ...).
         layer_norm_epsilon: float.
-        kernel_initializer: initializer of the dense kernels.
+        kernel_initializer: initializer of the dense kernels, cloned for each (default: normal,
+            stddev 0.02, as the reference). Biases start at 0, LayerNorm scales at 1 and offsets at 0.
 
     Call arguments:
         query: (B, O, Cq). key_value: (B, M, Ckv).

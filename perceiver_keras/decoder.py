@@ -3,6 +3,7 @@
 import keras
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.blocks import CrossAttentionBlock
 
 
@@ -21,9 +22,10 @@ class PerceiverDecoder(keras.layers.Layer):
         widening_factor: int, MLP width multiple.
         use_query_residual: bool; the reference omits it when queries are positions.
         output_channels: optional int P; adds a final Dense projection to P channels.
-        projection_initializer: initializer of that projection's kernel (e.g. "zeros" for flow).
+        projection_initializer: initializer of that projection's kernel (default: as the other
+            kernels; "zeros" starts a flow model at zero flow).
         dropout, attention_dropout, activation, layer_norm_epsilon, kernel_initializer:
-            as in `CrossAttentionBlock`.
+            as in `CrossAttentionBlock` (kernels: normal, stddev 0.02, as the reference, by default).
 
     Call arguments:
         query: (B, O, E). latents: (B, N, D).
@@ -44,8 +46,10 @@ class PerceiverDecoder(keras.layers.Layer):
                  kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.output_channels = _checks.positive_int("output_channels", output_channels, allow_none=True)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
-        self.projection_initializer = keras.initializers.get(projection_initializer or self.kernel_initializer)
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
+        self.projection_initializer = _checks.initializer(
+            "projection_initializer", projection_initializer, lambda: self.kernel_initializer
+        )
         self.block_args = dict(
             num_heads=num_heads, qk_channels=qk_channels, v_channels=v_channels,
             shape_for_attention=shape_for_attention, widening_factor=widening_factor,
@@ -58,15 +62,15 @@ class PerceiverDecoder(keras.layers.Layer):
         _checks.tensor_shape(self.name, "query", query_shape, 3)
         _checks.tensor_shape(self.name, "latents", latents_shape, 3)
         self.cross_attention = CrossAttentionBlock(
-            **self.block_args, kernel_initializer=self.kernel_initializer, name="cross_attention",
-            dtype=self.dtype_policy,
+            **self.block_args, kernel_initializer=clone_initializer(self.kernel_initializer, "cross_attention"),
+            name="cross_attention", dtype=self.dtype_policy,
         )
         self.cross_attention.build(query_shape, latents_shape)
         self.projection = None
         if self.output_channels:
             self.projection = keras.layers.Dense(
-                self.output_channels, kernel_initializer=self.projection_initializer, name="projection",
-                dtype=self.dtype_policy,
+                self.output_channels, kernel_initializer=clone_initializer(self.projection_initializer, "projection"),
+                name="projection", dtype=self.dtype_policy,
             )
             self.projection.build((None, None, query_shape[-1]))
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.blocks import CrossAttentionBlock, SelfAttentionBlock
 
 
@@ -38,8 +39,10 @@ class PerceiverEncoder(keras.layers.Layer):
         use_query_residual: bool, residual around the cross-attention.
         num_cross_attends: int, 1 for Perceiver IO; more for the original Perceiver.
         dropout, attention_dropout, activation, layer_norm_epsilon: passed to every block.
-        latent_initializer: initializer of the latent array (truncated normal 0.02).
-        kernel_initializer: initializer of the dense kernels.
+        latent_initializer: initializer of the latent array (default: normal, stddev 0.02, as the
+            reference).
+        kernel_initializer: initializer of the dense kernels, cloned for each (default: normal,
+            stddev 0.02, as the reference). Biases start at 0, LayerNorm scales at 1 and offsets at 0.
 
     Call arguments:
         inputs: (B, M, C). input_mask: optional (B, M), 1 where an input may be attended to.
@@ -92,8 +95,8 @@ class PerceiverEncoder(keras.layers.Layer):
         )
         self.block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation,
                                layer_norm_epsilon=layer_norm_epsilon)
-        self.latent_initializer = keras.initializers.get(latent_initializer or _checks.embedding_initializer())
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.latent_initializer = _checks.initializer("latent_initializer", latent_initializer, reference_initializer)
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
         # Fail at construction, not at build, on bad block arguments.
         CrossAttentionBlock(**self.cross_attention_args, **self.block_args)
         SelfAttentionBlock(**self.self_attention_args, **self.block_args)
@@ -103,23 +106,26 @@ class PerceiverEncoder(keras.layers.Layer):
         self._input_channels = inputs_shape[-1]
         latent_shape = (None, self.num_latents, self.num_latent_channels)
         self.latents = self.add_weight(
-            name="latents", shape=latent_shape[1:], initializer=self.latent_initializer
+            name="latents", shape=latent_shape[1:], initializer=clone_initializer(self.latent_initializer, "latents")
         )
         self.cross_attentions, self.self_attention_stacks = [], []
         # Weights are shared by calling the same layer objects again: at most two sets exist.
         for i in range(min(self.num_cross_attends, 2)):
+            name = "cross_attention" if i == 0 else "shared_cross_attention"
             block = CrossAttentionBlock(
-                **self.cross_attention_args, **self.block_args, kernel_initializer=self.kernel_initializer,
-                name="cross_attention" if i == 0 else "shared_cross_attention", dtype=self.dtype_policy,
+                **self.cross_attention_args, **self.block_args,
+                kernel_initializer=clone_initializer(self.kernel_initializer, name), name=name, dtype=self.dtype_policy,
             )
             block.build(latent_shape, inputs_shape)
             self.cross_attentions.append(block)
             prefix = "self_attention" if i == 0 else "shared_self_attention"
             stack = []
             for j in range(self.num_self_attention_layers_per_block):
+                name = f"{prefix}_{j}"
                 layer = SelfAttentionBlock(
-                    **self.self_attention_args, **self.block_args, kernel_initializer=self.kernel_initializer,
-                    name=f"{prefix}_{j}", dtype=self.dtype_policy,
+                    **self.self_attention_args, **self.block_args,
+                    kernel_initializer=clone_initializer(self.kernel_initializer, name), name=name,
+                    dtype=self.dtype_policy,
                 )
                 layer.build(latent_shape)
                 stack.append(layer)

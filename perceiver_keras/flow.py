@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.position_encoding import FourierPositionEncoding
 
 
@@ -30,7 +31,8 @@ class FlowPreprocessor(keras.layers.Layer):
         patch_size: odd int, the patch side.
         num_frames: int, frames per example.
         num_channels: int, channels per frame.
-        kernel_initializer: initializer of the projection's kernel.
+        kernel_initializer: initializer of the projection's kernel (default: normal, stddev 0.02, as
+            the reference; its bias starts at 0).
 
     Call arguments:
         inputs: frames (B, num_frames, H, W, num_channels), static H and W.
@@ -60,7 +62,7 @@ class FlowPreprocessor(keras.layers.Layer):
             )
         self.num_frames = _checks.positive_int("num_frames", num_frames)
         self.num_channels = _checks.positive_int("num_channels", num_channels)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
 
     @property
     def patch_channels(self):
@@ -82,8 +84,8 @@ class FlowPreprocessor(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' needs a static frame size. Received: inputs.shape={inputs_shape}")
         self._frame_size = tuple(inputs_shape[2:4])
         self.patch_projection = keras.layers.Dense(
-            self.out_channels, kernel_initializer=self.kernel_initializer, name="patch_projection",
-            dtype=self.dtype_policy,
+            self.out_channels, kernel_initializer=clone_initializer(self.kernel_initializer, "patch_projection"),
+            name="patch_projection", dtype=self.dtype_policy,
         )
         self.patch_projection.build((None, None, self.patch_channels))
         self.positions = FourierPositionEncoding(

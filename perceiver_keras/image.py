@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.position_encoding import FourierPositionEncoding, TrainablePositionEncoding
 
 PREP_TYPES = ("pixels", "conv1x1", "conv")
@@ -39,6 +40,11 @@ class ImagePreprocessor(keras.layers.Layer):
         conv_kernel_size: int, the conv stem's kernel (7); padded by kernel // 2 on each side.
         conv_strides: int, the conv stem's stride (2).
         pool_size: int or None, the conv stem's max-pool window (3, stride 2); None: no pool.
+        kernel_initializer: initializer of the convolution kernels and the position projection
+            (default: normal, stddev 0.02, as the reference). Biases start at 0; batch norm at scale 1,
+            offset 0, moving mean 0 and moving variance 1, as the reference's.
+        position_initializer: initializer of the trainable position embeddings (default: normal,
+            stddev 0.02, as the reference).
 
     Call arguments:
         inputs: images (B, H, W, C). training: bool (batch norm).
@@ -54,7 +60,7 @@ class ImagePreprocessor(keras.layers.Layer):
     def __init__(self, prep_type="pixels", out_channels=64, position_encoding="fourier", num_bands=64,
                  max_resolution=None, position_channels=256, position_projection_channels=None,
                  concat_or_add_pos="concat", pool_padding="valid", conv_kernel_size=7, conv_strides=2,
-                 pool_size=3, **kwargs):
+                 pool_size=3, kernel_initializer=None, position_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.prep_type = _checks.one_of("prep_type", prep_type, PREP_TYPES)
         self.out_channels = _checks.positive_int("out_channels", out_channels)
@@ -72,6 +78,9 @@ class ImagePreprocessor(keras.layers.Layer):
         self.conv_kernel_size = _checks.positive_int("conv_kernel_size", conv_kernel_size)
         self.conv_strides = _checks.positive_int("conv_strides", conv_strides)
         self.pool_size = _checks.positive_int("pool_size", pool_size, allow_none=True)
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
+        self.position_initializer = _checks.initializer("position_initializer", position_initializer,
+                                                        reference_initializer)
 
     def build(self, inputs_shape):
         _checks.tensor_shape(self.name, "inputs", inputs_shape, 4)
@@ -79,7 +88,8 @@ class ImagePreprocessor(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' needs a static image size. Received: inputs.shape={inputs_shape}")
         self._image_shape = tuple(inputs_shape[1:])
         # Sublayers get this layer's policy: built later, they would otherwise take the global one.
-        init, policy = _checks.default_initializer(), self.dtype_policy
+        policy = self.dtype_policy
+        init = clone_initializer(self.kernel_initializer, "conv")
         feature_shape = self._image_shape
         if self.prep_type == "conv1x1":
             self.conv = keras.layers.Conv2D(self.out_channels, 1, kernel_initializer=init, name="conv", dtype=policy)
@@ -103,12 +113,17 @@ class ImagePreprocessor(keras.layers.Layer):
         if self.position_encoding == "fourier":
             self.positions = FourierPositionEncoding(
                 self._grid, self.num_bands, max_resolution=self.max_resolution,
-                projection_channels=self.position_projection_channels, name="positions", dtype=policy,
+                projection_channels=self.position_projection_channels,
+                kernel_initializer=clone_initializer(self.kernel_initializer, "positions"), name="positions",
+                dtype=policy,
             )
         else:
             self.positions = TrainablePositionEncoding(
                 math.prod(self._grid), self.position_channels,
-                projection_channels=self.position_projection_channels, name="positions", dtype=policy,
+                initializer=clone_initializer(self.position_initializer, "positions"),
+                projection_channels=self.position_projection_channels,
+                kernel_initializer=clone_initializer(self.kernel_initializer, "positions"), name="positions",
+                dtype=policy,
             )
         self.positions.build((None,))
         if self.concat_or_add_pos == "add" and self.positions.num_channels != self._feature_channels:
@@ -157,6 +172,8 @@ class ImagePreprocessor(keras.layers.Layer):
             position_projection_channels=self.position_projection_channels,
             concat_or_add_pos=self.concat_or_add_pos, pool_padding=self.pool_padding,
             conv_kernel_size=self.conv_kernel_size, conv_strides=self.conv_strides, pool_size=self.pool_size,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            position_initializer=keras.initializers.serialize(self.position_initializer),
         )
         return config
 

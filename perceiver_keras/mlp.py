@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 
 GELU_VARIANTS = ("gelu", "gelu_tanh")
 
@@ -32,7 +33,8 @@ class PerceiverMLP(keras.layers.Layer):
         activation: "gelu" (exact erf form, as the PyTorch reference), "gelu_tanh" (tanh
             approximation, as DeepMind's JAX code), or any Keras activation name.
         dropout: float, dropout on the output.
-        kernel_initializer: initializer of both kernels.
+        kernel_initializer: initializer of the kernels, cloned for each (default: normal, stddev 0.02,
+            as the reference; biases start at 0).
 
     Call arguments:
         inputs: tensor (B, L, C).
@@ -50,17 +52,20 @@ class PerceiverMLP(keras.layers.Layer):
         self.widening_factor = _checks.positive_int("widening_factor", widening_factor)
         self.activation = check_activation(activation)
         self.dropout = _checks.probability("dropout", dropout)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
 
     def build(self, inputs_shape):
         channels = inputs_shape[-1]
         self.dense_in = keras.layers.Dense(
-            self.widening_factor * channels, kernel_initializer=self.kernel_initializer, name="dense_in",
+            self.widening_factor * channels, kernel_initializer=clone_initializer(self.kernel_initializer, "dense_in"),
+            name="dense_in",
             dtype=self.dtype_policy,
         )
         self.dense_in.build((None, None, channels))
-        self.dense_out = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name="dense_out",
-                                            dtype=self.dtype_policy)
+        self.dense_out = keras.layers.Dense(
+            channels, kernel_initializer=clone_initializer(self.kernel_initializer, "dense_out"), name="dense_out",
+            dtype=self.dtype_policy,
+        )
         self.dense_out.build((None, None, self.widening_factor * channels))
         self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout", dtype=self.dtype_policy)
 

@@ -3,6 +3,7 @@
 import keras
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import derive_seed, seed_initializers
 
 _LAYER_ARGS = ("encoder", "decoder", "query", "preprocessor", "postprocessor")
 
@@ -35,6 +36,11 @@ class PerceiverIO(keras.Model):
         tie_embeddings: bool, turn the decoder output into logits with the preprocessor's own
             embedding, `preprocessor(outputs, reverse=True)` (e.g. `TextPreprocessor`), before the
             postprocessor: the masked language model's tied input/output embedding.
+        seed: optional int. Seeds the unseeded random initializers of every (unbuilt) part, each
+            weight with a seed of its own derived from it and the weight's place in the model
+            (`perceiver_keras.initialization.seed_initializers`): two models built with the same seed
+            on one backend start bit-identical, and no global random state is touched. None: each
+            initializer takes a seed from Python's `random` (which `keras.utils.set_random_seed` fixes).
 
     Example:
     >>> from perceiver_keras import PerceiverEncoder, PerceiverDecoder, TrainablePositionEncoding
@@ -51,7 +57,14 @@ class PerceiverIO(keras.Model):
 
     def __init__(self, encoder, decoder, query, inputs_shape, preprocessor=None, postprocessor=None,
                  input_dtype="float32", input_name="inputs", use_padding_mask=False, use_output_indices=False,
-                 tie_embeddings=False, **kwargs):
+                 tie_embeddings=False, seed=None, **kwargs):
+        seed = _checks.seed("seed", seed)
+        if seed is not None:  # before the parts are called, which builds them
+            parts = dict(encoder=encoder, decoder=decoder, query=query, preprocessor=preprocessor,
+                         postprocessor=postprocessor)
+            for arg, part in parts.items():
+                if part is not None:
+                    seed_initializers(part, derive_seed(seed, arg))
         inputs_shape = tuple(inputs_shape)
         if not inputs_shape:
             raise ValueError(f"`inputs_shape` must have at least one axis. Received: inputs_shape={inputs_shape}")
@@ -85,6 +98,7 @@ class PerceiverIO(keras.Model):
         self.inputs_shape, self.main_input_dtype, self.input_name = inputs_shape, input_dtype, input_name
         self.use_padding_mask, self.use_output_indices = bool(use_padding_mask), bool(use_output_indices)
         self.tie_embeddings = bool(tie_embeddings)
+        self.seed = seed
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
@@ -98,6 +112,7 @@ class PerceiverIO(keras.Model):
             use_padding_mask=self.use_padding_mask,
             use_output_indices=self.use_output_indices,
             tie_embeddings=self.tie_embeddings,
+            seed=self.seed,
         )
         return config
 

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.media import check_input_shape
 
 
@@ -92,7 +93,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
             `AudioPreprocessor`, `OneHotPreprocessor`).
         mask_probabilities: optional dict name -> probability in [0, 1].
         min_padding_size: int, padding channels of the widest modality.
-        padding_initializer: initializer of the padding vectors and mask tokens.
+        padding_initializer: initializer of the padding vectors and mask tokens, cloned for each
+            (default: normal, stddev 0.02, as the reference).
         seed: optional int, seed of the training-time masks.
 
     Call arguments:
@@ -116,8 +118,9 @@ class MultimodalPreprocessor(keras.layers.Layer):
                 raise ValueError(f"`mask_probabilities` must map modalities ({', '.join(self.modalities)}) to "
                                  f"probabilities in [0, 1]. Received: mask_probabilities={mask_probabilities!r}")
         self.min_padding_size = _checks.positive_int("min_padding_size", min_padding_size)
-        self.padding_initializer = keras.initializers.get(padding_initializer or _checks.embedding_initializer())
-        self.seed = seed
+        self.padding_initializer = _checks.initializer("padding_initializer", padding_initializer,
+                                                        reference_initializer)
+        self.seed = _checks.seed("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     @property
@@ -150,11 +153,12 @@ class MultimodalPreprocessor(keras.layers.Layer):
                 layer.build(inputs_shape[key])
             self.padding[key] = self.add_weight(
                 name=f"{key}_padding", shape=(1, self.num_channels - layer.output_channels),
-                initializer=self.padding_initializer,
+                initializer=clone_initializer(self.padding_initializer, f"{key}_padding"),
             )
         for key, p in self.mask_probabilities.items():
             self.mask_tokens[key] = self.add_weight(
-                name=f"{key}_mask_token", shape=(1, self.num_channels), initializer=self.padding_initializer
+                name=f"{key}_mask_token", shape=(1, self.num_channels),
+                initializer=clone_initializer(self.padding_initializer, f"{key}_mask_token"),
             )
             # A token of probability 0 is never used: frozen, but kept so that checkpoints holding it load.
             # Frozen after creation, so that the weights keep one order whatever the probabilities.
@@ -207,7 +211,8 @@ class MultimodalQuery(keras.layers.Layer):
         queries: dict name -> query provider called as `provider(inputs, indices=...)`, with
             `num_positions` and `num_channels` (`FourierQuery`, `TrainablePositionEncoding`).
         min_padding_size: int, padding channels of the widest modality.
-        padding_initializer: initializer of the padding vectors.
+        padding_initializer: initializer of the padding vectors, cloned for each (default: normal,
+            stddev 0.02, as the reference).
 
     Call arguments:
         inputs: any tensor whose first axis is the batch.
@@ -225,7 +230,8 @@ class MultimodalQuery(keras.layers.Layer):
         super().__init__(**kwargs)
         self.queries = _sorted_dict("queries", queries)
         self.min_padding_size = _checks.positive_int("min_padding_size", min_padding_size)
-        self.padding_initializer = keras.initializers.get(padding_initializer or _checks.embedding_initializer())
+        self.padding_initializer = _checks.initializer("padding_initializer", padding_initializer,
+                                                        reference_initializer)
 
     @property
     def num_channels(self):
@@ -245,7 +251,7 @@ class MultimodalQuery(keras.layers.Layer):
                 query.build(inputs_shape)
             self.padding[key] = self.add_weight(
                 name=f"{key}_padding", shape=(1, self.num_channels - query.num_channels),
-                initializer=self.padding_initializer,
+                initializer=clone_initializer(self.padding_initializer, f"{key}_padding"),
             )
 
     def call(self, inputs, indices=None):
@@ -287,7 +293,8 @@ class MultimodalPostprocessor(keras.layers.Layer):
     Args:
         output_channels: dict name -> int, channels of each point's head.
         output_shapes: dict name -> tuple, the layout of all points (without the batch).
-        kernel_initializer: initializer of the heads' kernels.
+        kernel_initializer: initializer of the heads' kernels, cloned for each (default: normal,
+            stddev 0.02, as the reference; biases start at 0).
 
     Call arguments:
         inputs: (B, O, E). indices: optional dict name -> (B, O_m) for the subsampled modalities.
@@ -310,7 +317,7 @@ class MultimodalPostprocessor(keras.layers.Layer):
             if math.prod(self.output_shapes[key]) % channels:
                 raise ValueError(f"`output_shapes['{key}']` must hold a whole number of points of "
                                  f"{channels} channels. Received: output_shapes={output_shapes!r}")
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
 
     @property
     def num_positions(self):
@@ -322,8 +329,10 @@ class MultimodalPostprocessor(keras.layers.Layer):
         _check_indices(self.name, indices_shape, self.output_channels)
         self.heads = {}
         for key, channels in self.output_channels.items():
-            self.heads[key] = keras.layers.Dense(channels, kernel_initializer=self.kernel_initializer, name=key,
-                                              dtype=self.dtype_policy)
+            self.heads[key] = keras.layers.Dense(
+                channels, kernel_initializer=clone_initializer(self.kernel_initializer, key), name=key,
+                dtype=self.dtype_policy,
+            )
             self.heads[key].build((None, None, inputs_shape[-1]))
 
     def call(self, inputs, indices=None):

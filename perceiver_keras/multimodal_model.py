@@ -4,6 +4,9 @@ from collections.abc import Mapping
 
 import keras
 
+from perceiver_keras import _checks
+from perceiver_keras.initialization import derive_seed, seed_initializers
+
 _LAYER_ARGS = ("preprocessor", "encoder", "query", "decoder", "postprocessor")
 
 
@@ -25,6 +28,7 @@ class MultimodalPerceiverIO(keras.Model):
         decoder: a `PerceiverDecoder`, run once over every modality's queries.
         postprocessor: a `MultimodalPostprocessor`.
         subsampled_modalities: modalities decoded at given indices only.
+        seed: optional int; seeds the initial weights of every (unbuilt) part, as in `PerceiverIO`.
 
     Example:
     >>> from perceiver_keras import (MultimodalPostprocessor, MultimodalPreprocessor, MultimodalQuery,
@@ -41,7 +45,14 @@ class MultimodalPerceiverIO(keras.Model):
     Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795, section 4.3.
     """
 
-    def __init__(self, preprocessor, encoder, query, decoder, postprocessor, subsampled_modalities=(), **kwargs):
+    def __init__(self, preprocessor, encoder, query, decoder, postprocessor, subsampled_modalities=(), seed=None,
+                 **kwargs):
+        seed = _checks.seed("seed", seed)
+        if seed is not None:  # before the parts are called, which builds them
+            parts = dict(preprocessor=preprocessor, encoder=encoder, query=query, decoder=decoder,
+                         postprocessor=postprocessor)
+            for arg, part in parts.items():
+                seed_initializers(part, derive_seed(seed, arg))
         subsampled_modalities = sorted(subsampled_modalities)
         decodable = set(query.queries) & set(postprocessor.output_channels)
         if not set(subsampled_modalities) <= decodable:
@@ -62,6 +73,7 @@ class MultimodalPerceiverIO(keras.Model):
         self.preprocessor, self.encoder, self.query = preprocessor, encoder, query
         self.decoder, self.postprocessor = decoder, postprocessor
         self.subsampled_modalities = subsampled_modalities
+        self.seed = seed
 
     def check_inputs(self, inputs):
         """Raises a ValueError naming the input and its expected shape unless `inputs` fit the model."""
@@ -87,7 +99,7 @@ class MultimodalPerceiverIO(keras.Model):
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable,
-                  "subsampled_modalities": list(self.subsampled_modalities)}
+                  "subsampled_modalities": list(self.subsampled_modalities), "seed": self.seed}
         for arg in _LAYER_ARGS:
             config[arg] = keras.saving.serialize_keras_object(getattr(self, arg))
         return config

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.fourier import (  # noqa: F401 (fourier_features and linear_positions: public API)
     axis_fourier_table,
     float32_linspace,
@@ -36,7 +37,7 @@ class _PositionEncoding(keras.layers.Layer):
         self.projection_channels = _checks.positive_int(
             "projection_channels", projection_channels, allow_none=True
         )
-        self.kernel_initializer = keras.initializers.get(kernel_initializer or _checks.default_initializer())
+        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
         self.projection = None
 
     @property
@@ -55,8 +56,8 @@ class _PositionEncoding(keras.layers.Layer):
     def build(self, inputs_shape, indices_shape=None):
         if self.projection_channels:
             self.projection = keras.layers.Dense(
-                self.projection_channels, kernel_initializer=self.kernel_initializer, name="projection",
-                dtype=self.dtype_policy,
+                self.projection_channels, kernel_initializer=clone_initializer(self.kernel_initializer, "projection"),
+                name="projection", dtype=self.dtype_policy,
             )
             self.projection.build((None, None, self.encoding_channels))
 
@@ -95,6 +96,8 @@ class FourierPositionEncoding(_PositionEncoding):
         concat_pos: bool, prepend the raw positions.
         sine_only: bool, omit the cosine block.
         projection_channels: optional int; project the features to this many channels.
+        kernel_initializer: initializer of the projection's kernel (default: normal, stddev 0.02,
+            as the reference; its bias starts at 0).
 
     Call arguments:
         inputs: any tensor whose first axis is the batch.
@@ -173,8 +176,9 @@ class TrainablePositionEncoding(_PositionEncoding):
     Args:
         index_dims: int or tuple of ints, the positions (e.g. `2048`, or `(1,)` for one query).
         num_channels: int, channels per position.
-        initializer: initializer of the embeddings (default truncated normal, stddev 0.02).
+        initializer: initializer of the embeddings (default: normal, stddev 0.02, as the reference).
         projection_channels: optional int; project the embeddings to this many channels.
+        kernel_initializer: initializer of the projection's kernel (default: normal, stddev 0.02).
 
     Call arguments:
         inputs: any tensor whose first axis is the batch.
@@ -192,7 +196,7 @@ class TrainablePositionEncoding(_PositionEncoding):
                  kernel_initializer=None, **kwargs):
         super().__init__(index_dims, projection_channels, kernel_initializer, **kwargs)
         self.embedding_channels = _checks.positive_int("num_channels", num_channels)
-        self.initializer = keras.initializers.get(initializer or _checks.embedding_initializer())
+        self.initializer = _checks.initializer("initializer", initializer, reference_initializer)
 
     @property
     def encoding_channels(self):
@@ -200,7 +204,8 @@ class TrainablePositionEncoding(_PositionEncoding):
 
     def build(self, inputs_shape, indices_shape=None):
         self.embeddings = self.add_weight(
-            name="embeddings", shape=(self.num_positions, self.embedding_channels), initializer=self.initializer
+            name="embeddings", shape=(self.num_positions, self.embedding_channels),
+            initializer=clone_initializer(self.initializer, "embeddings"),
         )
         super().build(inputs_shape, indices_shape)
 

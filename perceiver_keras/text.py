@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
+from perceiver_keras.initialization import clone_initializer, reference_initializer
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
@@ -21,7 +22,8 @@ class TextPreprocessor(keras.layers.Layer):
         num_channels: int C, the embedding width (`d_model` in transformers).
         max_length: int, the number of trainable positions (`max_position_embeddings`).
         output_bias: bool, create the bias of the reversed call (needed for `reverse=True`).
-        embeddings_initializer: initializer of the token embedding (truncated normal, stddev 0.02).
+        embeddings_initializer: initializer of the token embedding (default: normal, stddev 0.02, as
+            the reference; the output bias starts at 0).
         position_initializer: initializer of the position embedding (default: as the tokens';
             `SinusoidalInitializer()` makes a small model learn far faster from scratch).
 
@@ -45,19 +47,21 @@ class TextPreprocessor(keras.layers.Layer):
         self.num_channels = _checks.positive_int("num_channels", num_channels)
         self.max_length = _checks.positive_int("max_length", max_length)
         self.output_bias = bool(output_bias)
-        self.embeddings_initializer = keras.initializers.get(
-            embeddings_initializer or _checks.embedding_initializer()
+        self.embeddings_initializer = _checks.initializer(
+            "embeddings_initializer", embeddings_initializer, reference_initializer
         )
-        self.position_initializer = keras.initializers.get(position_initializer or self.embeddings_initializer)
+        self.position_initializer = _checks.initializer(
+            "position_initializer", position_initializer, lambda: self.embeddings_initializer
+        )
 
     def build(self, inputs_shape):
         self.token_embeddings = self.add_weight(
             name="token_embeddings", shape=(self.vocab_size, self.num_channels),
-            initializer=self.embeddings_initializer,
+            initializer=clone_initializer(self.embeddings_initializer, "token_embeddings"),
         )
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=(self.max_length, self.num_channels),
-            initializer=self.position_initializer,
+            initializer=clone_initializer(self.position_initializer, "position_embeddings"),
         )
         self.bias = None
         if self.output_bias:
