@@ -84,6 +84,9 @@ def get_preset(name: str) -> Preset:
 def create_model(preset_name: str, /, **overrides: Any) -> keras.Model:
     """Builds the preset's model; keyword arguments override its builder arguments.
 
+    Every builder takes `seed` (an int, or None): the same seed gives the same initial weights, with no
+    global random state touched.
+
     Example:
     >>> model = create_model("perceiver_io_digits", num_blocks=1)
     """

@@ -47,6 +47,7 @@ def build_image_classifier(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
+    seed: int | None = None,
     name: str = "perceiver_io_image_classifier",
 ) -> keras.Model:
     """A Perceiver IO classifier of channels-last images: (B, H, W, C) -> logits (B, num_classes).
@@ -55,6 +56,8 @@ def build_image_classifier(
     encoder (`qk_channels`/`v_channels` apply to its cross- and self-attention, as transformers'
     `PerceiverConfig`); one trainable query (`query_channels`, default the latent width) decoded with a
     query residual and projected to the class logits, as the reference's classification decoder.
+    `seed` (an int) makes the initial weights reproducible: the same seed, the same weights (see
+    `PerceiverIO`).
     """
     if len(image_shape) != 3:
         raise ValueError(f"`image_shape` must be (height, width, channels). Received: image_shape={tuple(image_shape)}")
@@ -88,5 +91,6 @@ def build_image_classifier(
         postprocessor=ClassificationPostprocessor(name="logits"),
         inputs_shape=tuple(image_shape),
         input_name="images",
+        seed=seed,
         name=name,
     )

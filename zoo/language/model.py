@@ -21,7 +21,7 @@ POSITION_INITIALIZERS = ("random", "sinusoidal")
 
 
 def _position_initializer(name: str):
-    """The reference's random (truncated normal 0.02) position tables, or sine/cosine-initialised ones."""
+    """The reference's random (normal, stddev 0.02) position tables, or sine/cosine-initialised ones."""
     if name not in POSITION_INITIALIZERS:
         raise ValueError(f"Unknown position_initializer. Expected one of {list(POSITION_INITIALIZERS)}. "
                          f"Received: position_initializer={name!r}")
@@ -65,6 +65,7 @@ def build_masked_language_model(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
+    seed: int | None = None,
     name: str = "perceiver_io_masked_lm",
 ) -> keras.Model:
     """Perceiver IO's byte masked language model: {token_ids, padding_mask} (B, L) -> logits (B, L, V).
@@ -80,7 +81,8 @@ def build_masked_language_model(
     `position_initializer="sinusoidal"` starts the input positions and the output queries from
     sine/cosine tables (same weights, same function): a small model learns to route bytes by
     position far sooner (to copy its input: 50% after 384 steps, against chance with random tables);
-    "random" is the reference's initialisation.
+    "random" is the reference's initialisation (normal, stddev 0.02). `seed` (an int) makes the initial
+    weights reproducible: the same seed, the same weights (see `PerceiverIO`).
     """
     arguments = dict(locals())
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
@@ -103,6 +105,7 @@ def build_masked_language_model(
         input_name="token_ids",
         use_padding_mask=True,
         use_output_indices=use_output_indices,
+        seed=seed,
         name=name,
     )
 
@@ -129,6 +132,7 @@ def build_text_classifier(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
+    seed: int | None = None,
     name: str = "perceiver_io_text_classifier",
 ) -> keras.Model:
     """A byte-level text classifier: {token_ids, padding_mask} (B, L) -> logits (B, num_classes).
@@ -136,7 +140,7 @@ def build_text_classifier(
     The masked language model's encoder (so its pretrained weights transfer), one trainable query of
     the latent width decoded with a query residual and projected to the classes, as transformers'
     PerceiverForSequenceClassification. `num_classes=1` is a regression head (e.g. STS-B).
-    `position_initializer` as in `build_masked_language_model`.
+    `position_initializer` and `seed` as in `build_masked_language_model`.
     """
     arguments = dict(locals())
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
@@ -155,5 +159,6 @@ def build_text_classifier(
         input_dtype="int32",
         input_name="token_ids",
         use_padding_mask=True,
+        seed=seed,
         name=name,
     )

@@ -79,7 +79,8 @@ def build_multimodal_autoencoder(
     only those points: "image" (B, O_i, 3), where index i is pixel (t, y, x) of i = (t H + y) W + x;
     "audio" (B, O_a, samples_per_patch), where index p is the patch of samples [p P, (p + 1) P);
     "label" (B, K) as always. The reference's `subsampled_output_points` (one index vector for the
-    whole batch), per example.
+    whole batch), per example. `seed` (an int) makes the initial weights and the training-time label
+    masks reproducible.
     """
     frame_size = tuple(frame_size)
     if len(frame_size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in frame_size):
@@ -129,5 +130,6 @@ def build_multimodal_autoencoder(
             name="postprocessor",
         ),
         subsampled_modalities=("audio", "image") if use_output_indices else (),
+        seed=seed,
         name=name,
     )

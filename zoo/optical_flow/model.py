@@ -37,12 +37,13 @@ def build_optical_flow_model(
     decoder_num_heads: int = 1,
     decoder_widening_factor: int = 1,
     decoder_query_residual: bool = False,
-    decoder_projection_initializer: str = "zeros",
+    decoder_projection_initializer: str | None = "zeros",
     rescale_factor: float = 100.0,
     use_output_indices: bool = False,
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
+    seed: int | None = None,
     name: str = "perceiver_io_optical_flow",
 ) -> keras.Model:
     """Perceiver IO's optical flow: frame pairs (B, 2, H, W, 3) -> flow (B, H, W, 2).
@@ -52,7 +53,8 @@ def build_optical_flow_model(
     one per pixel. A latent encoder (`qk_channels`/`v_channels` apply to its cross- and
     self-attention, as transformers' `PerceiverConfig`) reads them; the decoder's queries are those
     same preprocessed inputs (no query residual: they carry the content already), its projection to
-    2 channels starts at zero, and the flow is divided by `rescale_factor`. `patch_size`,
+    2 channels starts at zero (None: normal 0.02 as the other kernels, as transformers' freshly built
+    model), and the flow is divided by `rescale_factor`. `patch_size`,
     `decoder_query_residual` and `decoder_projection_initializer` depart from that for models trained
     from scratch (see the `flow_small` preset). The defaults are the
     paper's model (transformers' PerceiverForOpticalFlow, 41,057,134 parameters), which DeepMind ran
@@ -60,7 +62,8 @@ def build_optical_flow_model(
 
     With `use_output_indices`, the model takes {"frames", "output_indices" (B, O) int32 row-major
     pixel indices} and returns the flow of those pixels only, (B, O, 2): subsampled decoding in
-    training.
+    training. `seed` (an int) makes the initial weights reproducible: the same seed, the same weights
+    (see `PerceiverIO`).
     """
     frame_size = tuple(frame_size)
     if len(frame_size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in frame_size):
@@ -93,5 +96,6 @@ def build_optical_flow_model(
         inputs_shape=(2, *frame_size, 3),
         input_name="frames",
         use_output_indices=use_output_indices,
+        seed=seed,
         name=name,
     )
