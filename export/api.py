@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
@@ -22,8 +23,9 @@ from export.report import ExportReport, Thresholds, VariantReport
 from export.savedmodel import ExtraSignature, verify_saved_model, write_saved_model
 from export.signature import ServingSignature, keras_predict, signature_of
 from export.gpu import gpu_delegate_check
-from export.tflite import QUANTIZATIONS, check_quantizations, convert, op_histogram
+from export.tflite import DEFAULT_QUANTIZATIONS, INTEGER_QUANTIZATIONS, check_quantizations, convert, op_histogram
 from export.verify import TFLiteRunner, accuracy, max_abs_diff, measure_latency_ms, top1_agreement
+from perceiver_keras.normalization import integer_friendly
 
 LATENCY_THREADS = (1, 2)
 """CPU thread counts the batch-1 latency is measured with."""
@@ -39,10 +41,10 @@ def export_model(
     model: keras.Model,
     out_dir: str | os.PathLike,
     *,
-    quantizations: tuple[str, ...] | list[str] = QUANTIZATIONS,
+    quantizations: tuple[str, ...] | list[str] = DEFAULT_QUANTIZATIONS,
     calibration_data: Any = None,
     eval_data: Any = None,
-    static_batch: bool = False,
+    batch_size: int | None = 1,
     overwrite: bool = False,
     thresholds: Thresholds | None = None,
     latency_runs: int = 20,
@@ -76,13 +78,17 @@ def export_model(
         model: a built Keras model taking one tensor, a list or a dict of named tensors.
         out_dir: the directory to create.
         quantizations: any of `"float32"`, `"float16"`, `"dynamic"` (int8 weights, float
-            activations) and `"int8"` (full integer; float inputs and outputs become int8).
+            activations), `"int8"` (full integer; float inputs and outputs become int8) and
+            `"int16x8"` (int16 activations, int8 weights; float inputs and outputs become int16).
+            The integer files are traced inside `perceiver_keras.integer_friendly()`, so that every
+            op between their integer input and output has an integer kernel (GELU in its tanh form).
         calibration_data: model inputs for int8 calibration, as `x` or `(x, y)` arrays, a dict of
-            arrays, or a `tf.data.Dataset`; required for `"int8"`.
+            arrays, or a `tf.data.Dataset`; required for `"int8"` and `"int16x8"`.
         eval_data: held-out `(x, y)` (or `x`) arrays or a `tf.data.Dataset` to verify on; the
             calibration inputs are used (without accuracy) when it is `None`.
-        static_batch: give the .tflite files a batch of 1 and fully static shapes, as accelerator
-            delegates want; the SavedModel keeps a dynamic batch.
+        batch_size: the .tflite files' static batch (every shape static, as NPU compilers,
+            TensorFlow Lite Micro and GPU delegates want), or `None` for a dynamic batch (servers);
+            the SavedModel keeps a dynamic batch either way.
         overwrite: replace an existing `out_dir`.
         thresholds: parity limits; `Thresholds()` when `None`.
         latency_runs: timed batch-1 calls per variant and thread count (0 skips the timing).
@@ -117,6 +123,8 @@ def export_model(
         TypeError: an `extra_signatures` value that is not an `ExtraSignature`.
     """
     quantizations = check_quantizations(quantizations)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int, or None for a dynamic batch. Received: batch_size={batch_size!r}")
     extra_signatures = dict(extra_signatures or {})
     for name, extra in extra_signatures.items():
         if name in (signature_name, "serving_default"):
@@ -130,8 +138,9 @@ def export_model(
             )
     out_dir = Path(out_dir).absolute()
     outdir.check_out_dir(out_dir, overwrite, protected)
-    if "int8" in quantizations and calibration_data is None:
-        raise ValueError("int8 quantization needs calibration data. Received: calibration_data=None")
+    integer = [q for q in quantizations if q in INTEGER_QUANTIZATIONS]
+    if integer and calibration_data is None:
+        raise ValueError(f"{' and '.join(integer)} quantization needs calibration data. Received: calibration_data=None")
     if eval_data is None and calibration_data is None:
         raise ValueError("export_model needs eval_data (or calibration_data) to verify the export.")
     signature = signature_of(model)
@@ -156,7 +165,7 @@ def export_model(
     try:
         report = _export_into(
             work, model, signature, feed, labels, calibration, quantizations=quantizations,
-            static_batch=static_batch, thresholds=thresholds or Thresholds(),
+            batch_size=batch_size, thresholds=thresholds or Thresholds(),
             latency_runs=latency_runs, signature_name=signature_name,
             extra_signatures=extra_signatures, extra_metrics=extra_metrics, regression=regression,
         )
@@ -180,7 +189,7 @@ def _export_into(
     calibration: dict[str, np.ndarray] | None,
     *,
     quantizations: tuple[str, ...],
-    static_batch: bool,
+    batch_size: int | None,
     thresholds: Thresholds,
     latency_runs: int,
     signature_name: str,
@@ -211,18 +220,19 @@ def _export_into(
             saved_model["failures"] += [f"{name}: {failure}" for failure in checked["failures"]]
     saved_model["passed"] = not saved_model["failures"]
 
-    example = slice_feed(feed, 0, 1)
+    example = _first_batch(feed, batch_size or 1)
     variants = {}
     with tempfile.TemporaryDirectory() as scratch:
-        source = saved_model_dir
-        if static_batch:
-            # The shipped SavedModel keeps a dynamic batch; the .tflite files come from a batch-1 copy.
-            source = Path(scratch) / "static_saved_model"
-            write_saved_model(model, signature.with_static_shapes(example), source, signature_name)
+        sources: dict[bool, Path] = {}
         for quantization in quantizations:
+            integer = quantization in INTEGER_QUANTIZATIONS
+            if integer not in sources:
+                sources[integer] = _conversion_source(
+                    model, signature, example, batch_size, integer, Path(scratch), saved_model_dir, signature_name
+                )
             flatbuffer = convert(
-                source, signature_name, quantization,
-                representative_dataset=_representative_dataset(calibration) if calibration else None,
+                sources[integer], signature_name, quantization,
+                representative_dataset=_representative_dataset(calibration, batch_size) if calibration else None,
             )
             file = f"model_{quantization}.tflite"
             (work / file).write_bytes(flatbuffer)
@@ -266,15 +276,39 @@ def _export_into(
         saved_model=saved_model,
         variants=variants,
         thresholds=thresholds,
-        static_batch=static_batch,
+        batch_size=batch_size,
     )
 
 
-def _representative_dataset(calibration: Mapping[str, np.ndarray]):
-    """A converter `representative_dataset`: one named single-sample batch per step."""
+def _conversion_source(model: keras.Model, signature: ServingSignature, example: dict[str, np.ndarray],
+                       batch_size: int | None, integer: bool, scratch: Path, saved_model_dir: Path,
+                       signature_name: str) -> Path:
+    """The SavedModel a variant is converted from: the shipped one (dynamic float), or a traced copy.
+
+    A static `batch_size` gets a copy with every shape fixed; an integer variant gets a copy traced
+    inside `integer_friendly()` (no op without an integer kernel between its input and output).
+    """
+    if batch_size is None and not integer:
+        return saved_model_dir
+    path = scratch / f"{'integer' if integer else 'float'}_saved_model"
+    spec = signature if batch_size is None else signature.with_static_shapes(example, batch_size)
+    with integer_friendly() if integer else contextlib.nullcontext():
+        write_saved_model(model, spec, path, signature_name)
+    return path
+
+
+def _first_batch(feed: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    """The first `batch_size` samples, repeated from the start if there are fewer."""
+    indices = np.arange(batch_size) % num_samples(feed)
+    return {name: value[indices] for name, value in feed.items()}
+
+
+def _representative_dataset(calibration: Mapping[str, np.ndarray], batch_size: int | None):
+    """A converter `representative_dataset`: named batches of the file's batch size (1 if dynamic)."""
+    size = batch_size or 1
 
     def samples() -> Iterator[dict[str, np.ndarray]]:
-        for index in range(num_samples(calibration)):
-            yield slice_feed(calibration, index, index + 1)
+        for start in range(0, max(num_samples(calibration) - size, 0) + 1, size):
+            yield _first_batch(slice_feed(calibration, start, start + size), size)
 
     return samples

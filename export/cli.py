@@ -2,7 +2,7 @@
 
     python -m export runs/digits --out exports/digits
     python -m export model.keras --out exports/m --calibration-data calib.npz --eval-data eval.npz \\
-        --quantize float32,int8 --static-batch --overwrite
+        --quantize float32,int8 --batch-size 4 --overwrite
 
 A run directory holds `model.keras` and `run.json`; `run.json` names the data builder:
 `{"data": {"builder": "package.module:function", "kwargs": {...}}, "imports": ["package"]}`.
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow is imported only after argument parsing, so `--help` and usage errors are quick.
     from export.api import export_model
     from export.report import Thresholds
-    from export.tflite import UnsupportedOpError
+    from export.tflite import DEFAULT_QUANTIZATIONS, UnsupportedOpError
 
     try:
         model, calibration, evaluation, hooks = _load_source(Path(args.source), args)
@@ -53,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model = hooks["prepare_model"](model)
         extra_signatures = hooks.get("extra_signatures")
         report = export_model(
-            model, args.out, quantizations=args.quantize, calibration_data=calibration,
-            eval_data=evaluation, static_batch=args.static_batch, overwrite=args.overwrite,
+            model, args.out, quantizations=args.quantize or DEFAULT_QUANTIZATIONS, calibration_data=calibration,
+            eval_data=evaluation, batch_size=None if args.dynamic_batch else args.batch_size, overwrite=args.overwrite,
             latency_runs=args.latency_runs, num_eval=args.num_eval,
             extra_signatures=extra_signatures(model) if extra_signatures else None,
             extra_metrics=hooks.get("extra_metrics"), regression=bool(hooks.get("regression")),
@@ -81,6 +81,16 @@ def _quantizations(text: str) -> tuple[str, ...]:
     return names
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export",
@@ -89,10 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("source", help="a run directory (model.keras + run.json) or a .keras file")
     parser.add_argument("--out", required=True, help="the directory to create")
     parser.add_argument(
-        "--quantize", type=_quantizations, default=("float32", "float16", "dynamic", "int8"),
-        help="comma-separated subset of float32,float16,dynamic,int8 (default: all)",
+        "--quantize", type=_quantizations, default=None,
+        help="comma-separated subset of float32,float16,dynamic,int8,int16x8 (default: all)",
     )
-    parser.add_argument("--static-batch", action="store_true", help="batch 1, static shapes in .tflite")
+    parser.add_argument("--batch-size", type=_positive_int, default=1,
+                        help="the .tflite files' static batch (default 1: every shape static, as NPUs, "
+                             "microcontrollers and GPU delegates want)")
+    parser.add_argument("--dynamic-batch", action="store_true",
+                        help="give the .tflite files a dynamic batch instead (servers); edge toolchains reject it")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export in --out (never a run, a source or a folder of yours)")
     parser.add_argument("--num-eval", type=int, default=None, help="verify on at most N samples")

@@ -24,6 +24,7 @@ class Thresholds:
         int8_top1_agreement: the same for full-integer quantization.
         int8_max_accuracy_drop: largest accuracy drop (a fraction: 0.01 is one point) of the int8
             model below the Keras model's, when labels are known.
+        int16x8_top1_agreement, int16x8_max_accuracy_drop: the same for the 16x8 variant.
 
     A limit of `None` is not held: the value is reported only (e.g. a masked LM's agreement over
     all positions, where only its masked positions matter). The agreement and accuracy limits apply
@@ -37,6 +38,8 @@ class Thresholds:
     dynamic_top1_agreement: float | None = 0.99
     int8_top1_agreement: float | None = 0.99
     int8_max_accuracy_drop: float | None = 0.01
+    int16x8_top1_agreement: float | None = 0.99
+    int16x8_max_accuracy_drop: float | None = 0.01
 
     def saved_model_failures(self, diff: float | None) -> list[str]:
         return _at_most("max_abs_diff", diff, self.saved_model_max_abs_diff)
@@ -50,13 +53,13 @@ class Thresholds:
             return _at_most("max_abs_diff", variant.max_abs_diff, self.float16_max_abs_diff)
         if q == "dynamic":
             return _at_least("top1_agreement", variant.top1_agreement, self.dynamic_top1_agreement)
-        failures = _at_least("top1_agreement", variant.top1_agreement, self.int8_top1_agreement)
-        limit = self.int8_max_accuracy_drop
+        agreement, limit = getattr(self, f"{q}_top1_agreement"), getattr(self, f"{q}_max_accuracy_drop")
+        failures = _at_least("top1_agreement", variant.top1_agreement, agreement)
         if limit is not None and variant.accuracy is not None and keras_accuracy is not None:
             drop = round(keras_accuracy - variant.accuracy, 9)  # 0.97 - 0.96 is 0.01000000000000001.
             if drop > limit:
                 failures.append(
-                    f"accuracy drop {drop:.4f} (Keras {keras_accuracy:.4f} -> int8 "
+                    f"accuracy drop {drop:.4f} (Keras {keras_accuracy:.4f} -> {q} "
                     f"{variant.accuracy:.4f}) > {limit}"
                 )
         return failures
@@ -132,7 +135,7 @@ class ExportReport:
     saved_model: dict[str, Any]
     variants: dict[str, VariantReport]
     thresholds: Thresholds
-    static_batch: bool
+    batch_size: int | None
     out_dir: str = ""
     extra_artifacts: dict[str, Any] | None = None
 
@@ -155,7 +158,8 @@ class ExportReport:
             "model": self.model,
             "created": self.created,
             "versions": self.versions,
-            "static_batch": self.static_batch,
+            "batch_size": self.batch_size,
+            "static_batch": self.batch_size is not None,
             "thresholds": dataclasses.asdict(self.thresholds),
             "keras": self.keras,
             "saved_model": self.saved_model,
@@ -218,7 +222,7 @@ class ExportReport:
         lines = [
             f"# Export report: {self.model}",
             "",
-            f"Created {self.created}; batch {'static (1)' if self.static_batch else 'dynamic'}; "
+            f"Created {self.created}; .tflite batch {'dynamic' if self.batch_size is None else f'static ({self.batch_size})'}; "
             f"{self.keras.get('num_eval', 0)} evaluation samples; "
             + ", ".join(f"{k} {v}" for k, v in self.versions.items()) + ".",
             "",

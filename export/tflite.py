@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 import os
 import re
 import warnings
@@ -13,9 +15,16 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8", "int16x8")
 """The .tflite variants: no optimization; float16 weights; int8 weights with float activations
-(dynamic range); full integer (int8 weights and activations, int8 float inputs and outputs)."""
+(dynamic range); full integer (int8 weights and activations, int8 float inputs and outputs); and
+TFLite's 16x8 mode (int16 activations, int8 weights, int16 float inputs and outputs)."""
+
+DEFAULT_QUANTIZATIONS = QUANTIZATIONS
+"""What `export_model` and `python -m export` write unless told otherwise: every variant."""
+
+INTEGER_QUANTIZATIONS = ("int8", "int16x8")
+"""The fully-integer variants: calibrated, integer inputs and outputs, meant for NPUs and microcontrollers."""
 
 RepresentativeDataset = Callable[[], Iterator[dict[str, np.ndarray]]]
 
@@ -60,7 +69,7 @@ def convert(
         saved_model_dir: the SavedModel to convert.
         signature_name: the signature to convert; it keeps its name and input names in the .tflite.
         quantization: one of `QUANTIZATIONS`.
-        representative_dataset: for `"int8"`: yields dicts of named single-sample inputs.
+        representative_dataset: for `"int8"` and `"int16x8"`: yields dicts of named input batches.
 
     Returns:
         The .tflite flatbuffer.
@@ -78,15 +87,18 @@ def convert(
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantization == "int8":
+    elif quantization in INTEGER_QUANTIZATIONS:
         if representative_dataset is None:
-            raise ValueError("int8 quantization needs calibration data. Received: calibration_data=None")
+            raise ValueError(f"{quantization} quantization needs calibration data. Received: calibration_data=None")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        # Only float inputs and outputs become int8; integer inputs (token ids, masks) stay as they are.
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        sixteen = quantization == "int16x8"
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 if sixteen
+            else tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        ]
+        # Only float inputs and outputs become integers; integer inputs (token ids, masks) stay as they are.
+        converter.inference_input_type = converter.inference_output_type = tf.int16 if sixteen else tf.int8
     try:
         with warnings.catch_warnings():
             # int8 calibration runs the converter's own tf.lite.Interpreter, which warns that it is
@@ -97,9 +109,25 @@ def convert(
         ops = ops_needing_flex(error)
         if ops:
             raise UnsupportedOpError(ops, quantization) from error
-        raise
+        if quantization != "int16x8":
+            raise
+        # TensorFlow's 16x8 calibrator cannot calibrate integer model inputs (token ids: "Empty
+        # min/max for tensor ..."); LiteRT's own quantizer can, from the float32 file.
+        float_model = convert(saved_model_dir, signature_name, "float32")
+        flatbuffer = quantize_16x8_with_litert(float_model, signature_name, representative_dataset)
     check_builtin_only(flatbuffer, quantization)
     return flatbuffer
+
+
+def quantize_16x8_with_litert(float_model: bytes, signature_name: str,
+                              representative_dataset: RepresentativeDataset) -> bytes:
+    """int16 activations and int8 weights by LiteRT's quantizer (ai-edge-quantizer's a16w8 recipe)."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        engine = quantizer.Quantizer(bytearray(float_model), recipe.static_wi8_ai16())
+        calibration = engine.calibrate({signature_name: list(representative_dataset())})
+        return bytes(engine.quantize(calibration).quantized_model)
 
 
 def ops_needing_flex(error: Exception) -> list[str]:

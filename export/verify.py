@@ -39,6 +39,7 @@ class TFLiteRunner:
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
         static = [int(d["shape_signature"][0]) for d in self.inputs.values() if d["shape_signature"][0] != -1]
+        self.static_batch = bool(static)
         self.batch_size = static[0] if static else batch_size
 
     def quantize(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -70,8 +71,12 @@ class TFLiteRunner:
         quantized = self.quantize(feed)
         chunks = []
         for start in range(0, num_samples(quantized), self.batch_size):
-            outputs = self.runner(**slice_feed(quantized, start, start + self.batch_size))
-            chunks.append(self.dequantize(outputs))
+            chunk = slice_feed(quantized, start, start + self.batch_size)
+            count = num_samples(chunk)
+            if self.static_batch and count < self.batch_size:  # a static batch is filled up, the extra dropped
+                chunk = {name: value[np.arange(self.batch_size) % count] for name, value in chunk.items()}
+            outputs = self.dequantize(self.runner(**chunk))
+            chunks.append({name: value[:count] for name, value in outputs.items()})
         return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
 
 

@@ -50,7 +50,7 @@ def tokens_export(tmp_path_factory):
     out = tmp_path_factory.mktemp("tokens") / "export"
     report = export.export_model(
         model, out, calibration_data={k: v[:100] for k, v in inputs.items()}, eval_data=evaluation,
-        static_batch=True, latency_runs=2,
+        batch_size=1, latency_runs=2, quantizations=("float32", "float16", "dynamic", "int8"),
     )
     return model, inputs, out, report
 
@@ -101,7 +101,7 @@ def test_dict_inputs_with_static_batch(tokens_export):
     assert report.passed, report.failures
     saved = json.loads((out / "report.json").read_text())
     assert saved["static_batch"] and saved["keras"]["accuracy"] > 0.9
-    for quantization in export.QUANTIZATIONS:
+    for quantization in report.variants:
         interpreter = Interpreter(model_path=str(out / f"model_{quantization}.tflite"))
         inputs = interpreter.get_signature_runner("serving_default").get_input_details()
         assert set(inputs) == {"token_ids", "padding_mask"}
@@ -220,7 +220,7 @@ def test_cli_on_a_keras_file_with_npz_data(digits, tmp_path, capsys):
     argv = [
         str(tmp_path / "model.keras"), "--out", str(tmp_path / "out"), "--quantize", "float32,dynamic",
         "--calibration-data", str(tmp_path / "calibration.npz"),
-        "--eval-data", str(tmp_path / "eval.npz"), "--latency-runs", "1", "--static-batch",
+        "--eval-data", str(tmp_path / "eval.npz"), "--latency-runs", "1", "--batch-size", "1",
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out

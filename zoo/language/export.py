@@ -163,7 +163,8 @@ def masked_metrics(masked_positions: np.ndarray | None = None, labels: np.ndarra
 # bytes there are reported only: the masked positions' agreement (`masked_metrics`) is the one that
 # matters, reported per variant, as the issue asks.
 MASKED_LM_THRESHOLDS = dict(saved_model_max_abs_diff=1e-4, float32_max_abs_diff=1e-4, float16_max_abs_diff=5e-2,
-                            dynamic_top1_agreement=None, int8_top1_agreement=None, int8_max_accuracy_drop=None)
+                            dynamic_top1_agreement=None, int8_top1_agreement=None, int8_max_accuracy_drop=None,
+                            int16x8_top1_agreement=None, int16x8_max_accuracy_drop=None)
 
 
 def export_language_model(
@@ -194,7 +195,7 @@ def export_language_model(
         quantizations: as in `export_model`.
         masked_positions: bool (B, L), the masked positions of a masked LM; where the input id
             is MASK_ID when `None`.
-        **export_kwargs: further `export_model` arguments (`static_batch`, `num_eval`,
+        **export_kwargs: further `export_model` arguments (`batch_size`, `num_eval`,
             `calibration_data`, `extra_signatures`, ...), except `eval_data`.
 
     Raises:

@@ -335,7 +335,7 @@ def export_multimodal_model(model: MultimodalPerceiverIO, out_dir: str | os.Path
         chunk_size: pixels per decoder call of the chunked pair (and of the decode signature's check).
         mask_label: as `full_model`.
         chunked_quantizations: quantizations of the encoder/decoder pair.
-        **export_kwargs: further `export_model` arguments (`quantizations`, `static_batch`, `latency_runs`, ...).
+        **export_kwargs: further `export_model` arguments (`quantizations`, `batch_size`, `latency_runs`, ...).
 
     Returns:
         (the full model's `ExportReport`, the chunked pair's `ChunkedReport`).

@@ -78,7 +78,7 @@ def export_flow_model(
         flow: their ground-truth flow in pixels (N, H, W, 2), for `epe_px` and `keras_epe_px`.
         calibration_frames: int8 calibration pairs, normalised; `frames` when `None`.
         flow_scale: model outputs times this are pixels.
-        **export_kwargs: further `export_model` arguments (`quantizations`, `static_batch`, ...).
+        **export_kwargs: further `export_model` arguments (`quantizations`, `batch_size`, ...).
     """
     for arg in ("eval_data", "extra_metrics", "regression"):
         if arg in export_kwargs:
