@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import outdir
+from export.accelerators import VELA_CONFIGS, accelerator_reports
 from export.data import nonfinite_samples, num_samples, slice_feed, to_feed_and_labels
 from export.report import ExportReport, Thresholds, VariantReport
 from export.savedmodel import ExtraSignature, verify_saved_model, write_saved_model
@@ -29,6 +30,9 @@ from perceiver_keras.normalization import integer_friendly
 
 LATENCY_THREADS = (1, 2)
 """CPU thread counts the batch-1 latency is measured with."""
+
+TFLM_SAMPLES = 8
+"""Evaluation samples run in TensorFlow Lite Micro (its reference kernels are slow) and compared with LiteRT."""
 
 ExtraMetrics = Callable[[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, Any]]
 """`(feed, keras_outputs, tflite_outputs) -> {metric: value}`: task-specific parity metrics."""
@@ -56,6 +60,8 @@ def export_model(
     regression: bool = False,
     extra_artifacts: ExtraArtifacts | None = None,
     protected: tuple[str | os.PathLike, ...] = (),
+    accelerators: bool = True,
+    vela_configs: tuple[str, ...] = VELA_CONFIGS,
 ) -> ExportReport:
     """Exports a Keras model to a SavedModel and .tflite files, and checks them against Keras.
 
@@ -109,6 +115,11 @@ def export_model(
             is moved into place, to write and check further files (e.g. a chunked encoder/decoder);
             its `{"passed", "summary"}` goes into the report and a failure fails it.
         protected: paths the export must not replace (the source model file or run directory).
+        accelerators: check every variant with the edge toolchains (`export.accelerators`): float ops
+            counted from the flatbuffer; integer files compiled by Arm's vela for each of
+            `vela_configs` and run in TensorFlow Lite Micro; float32/float16 files checked for the GPU
+            delegate. A tool's failure is a line in the report, never an exception.
+        vela_configs: the Ethos-U configurations the integer files are compiled for.
 
     Returns:
         The `ExportReport`, also written as `report.json` and `report.md`.
@@ -168,6 +179,7 @@ def export_model(
             batch_size=batch_size, thresholds=thresholds or Thresholds(),
             latency_runs=latency_runs, signature_name=signature_name,
             extra_signatures=extra_signatures, extra_metrics=extra_metrics, regression=regression,
+            vela_configs=vela_configs if accelerators else None,
         )
         if extra_artifacts is not None:
             report.extra_artifacts = extra_artifacts(model, work)
@@ -196,6 +208,7 @@ def _export_into(
     extra_signatures: dict[str, ExtraSignature],
     extra_metrics: ExtraMetrics | None,
     regression: bool,
+    vela_configs: tuple[str, ...] | None,
 ) -> ExportReport:
     expected = keras_predict(model, signature, feed)
     keras_accuracy = None if regression else accuracy(expected, labels)
@@ -236,7 +249,9 @@ def _export_into(
             )
             file = f"model_{quantization}.tflite"
             (work / file).write_bytes(flatbuffer)
-            actual = TFLiteRunner(flatbuffer, signature_name)(feed)
+            runner = TFLiteRunner(flatbuffer, signature_name)
+            raw = runner.run_raw(feed)
+            actual = runner.dequantize(raw)
             variant = VariantReport(
                 quantization=quantization,
                 file=file,
@@ -253,6 +268,10 @@ def _export_into(
                 ops=op_histogram(flatbuffer),
                 gpu_delegate=gpu_delegate_check(flatbuffer),
                 extra_metrics=extra_metrics(feed, expected, actual) if extra_metrics else {},
+                accelerators=None if vela_configs is None else accelerator_reports(
+                    flatbuffer, quantization, feed, raw, vela_configs=vela_configs,
+                    max_tflm_samples=TFLM_SAMPLES,
+                ),
             )
             variant.failures = [
                 f"output {name!r} is NaN or infinite for samples {indices[:10]}"

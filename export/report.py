@@ -8,6 +8,8 @@ import math
 import os
 from typing import Any
 
+from export.accelerators import markdown_lines, summary_line
+
 PASS, FAIL = "pass", "FAIL"
 
 
@@ -101,7 +103,8 @@ class VariantReport:
     """What was measured for one .tflite file (`None`: not applicable, e.g. no labels).
 
     `extra_metrics` holds task-specific measurements (`export_model(extra_metrics=...)`), reported
-    but not held to a threshold.
+    but not held to a threshold; `accelerators` the edge toolchains' reports
+    (`export.accelerators.accelerator_reports`: float ops, vela, TensorFlow Lite Micro, GPU delegate).
     """
 
     quantization: str
@@ -115,6 +118,7 @@ class VariantReport:
     gpu_delegate: dict[str, Any]
     failures: list[str] = dataclasses.field(default_factory=list)
     extra_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    accelerators: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -210,6 +214,7 @@ class ExportReport:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines += [f"{q}: {_metrics(v.extra_metrics)}" for q, v in self.variants.items() if v.extra_metrics]
+        lines += [summary_line(v.accelerators) for v in self.variants.values() if v.accelerators]
         if self.extra_artifacts is not None:
             lines.append(self.extra_artifacts.get("summary", ""))
         lines += [f"  {failure}" for failure in self.failures]
@@ -243,6 +248,7 @@ class ExportReport:
             "",
             *(_ops_line(q, v) for q, v in self.variants.items()),
             "",
+            *_accelerator_section(self.variants),
             *_extra_metrics_section(self.variants),
             f"## Result: {'passed' if self.passed else 'FAILED'}",
             "",
@@ -255,6 +261,16 @@ def _ops_line(quantization: str, variant: VariantReport) -> str:
     line = f"- {quantization}: " + ", ".join(f"{op} x{count}" for op, count in variant.ops.items())
     unsupported = variant.gpu_delegate.get("unsupported_ops") or []
     return line + (f" (not supported by the GPU delegate: {', '.join(unsupported)})" if unsupported else "")
+
+
+def _accelerator_section(variants: dict[str, VariantReport]) -> list[str]:
+    reports = {q: v.accelerators for q, v in variants.items() if v.accelerators}
+    if not reports:
+        return []
+    return ["## Edge accelerators", "",
+            "Arm Ethos-U by `vela`, TensorFlow Lite Micro's interpreter, the GPU delegate's op list; float ops "
+            "counted from the flatbuffer (QUANTIZE/DEQUANTIZE at a float model input or output excluded).", "",
+            *markdown_lines(reports), ""]
 
 
 def _extra_metrics_section(variants: dict[str, VariantReport]) -> list[str]:

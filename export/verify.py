@@ -68,6 +68,10 @@ class TFLiteRunner:
         return result
 
     def __call__(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.dequantize(self.run_raw(feed))
+
+    def run_raw(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs in the file's own dtypes (e.g. int8), on inputs quantized like `__call__`'s."""
         quantized = self.quantize(feed)
         chunks = []
         for start in range(0, num_samples(quantized), self.batch_size):
@@ -75,7 +79,7 @@ class TFLiteRunner:
             count = num_samples(chunk)
             if self.static_batch and count < self.batch_size:  # a static batch is filled up, the extra dropped
                 chunk = {name: value[np.arange(self.batch_size) % count] for name, value in chunk.items()}
-            outputs = self.dequantize(self.runner(**chunk))
+            outputs = self.runner(**chunk)
             chunks.append({name: value[:count] for name, value in outputs.items()})
         return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
 
