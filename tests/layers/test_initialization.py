@@ -100,6 +100,15 @@ def test_a_seed_reproduces_the_initial_weights_and_another_changes_them(task):
     assert random_weights(TOY_MODELS[task](seed=None), task).keys() == random_weights(first, task).keys()
 
 
+def test_without_a_seed_keras_set_random_seed_reproduces_the_initial_weights():
+    # How zoo.training seeds a run: each clone takes its seed from Python's `random`, which this fixes.
+    keras.utils.set_random_seed(3)
+    first = TOY_MODELS["image_conv"]()
+    keras.utils.set_random_seed(3)
+    for a, b in zip(first.weights, TOY_MODELS["image_conv"]().weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
+
+
 def test_a_seeded_initializer_gives_each_weight_a_seed_of_its_own():
     def encoder():
         layer = PerceiverEncoder(**ENCODER, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02, seed=3),
