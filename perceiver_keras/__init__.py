@@ -16,6 +16,7 @@ from perceiver_keras.multimodal import (
     OneHotPreprocessor,
 )
 from perceiver_keras.multimodal_model import MultimodalPerceiverIO
+from perceiver_keras.normalization import LayerNorm, gelu_tanh, integer_friendly
 from perceiver_keras.text import TextPreprocessor
 from perceiver_keras.position_encoding import (
     FourierPositionEncoding,
@@ -36,6 +37,7 @@ __all__ = [
     "FourierPositionEncoding",
     "FourierQuery",
     "InputQuery",
+    "LayerNorm",
     "MultimodalPerceiverIO",
     "MultimodalPostprocessor",
     "MultimodalPreprocessor",
@@ -52,6 +54,8 @@ __all__ = [
     "TrainablePositionEncoding",
     "VideoPreprocessor",
     "fourier_features",
+    "gelu_tanh",
+    "integer_friendly",
     "linear_positions",
 ]
 

@@ -6,6 +6,7 @@ from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.mlp import PerceiverMLP, check_activation
+from perceiver_keras.normalization import LayerNorm
 
 SHAPES_FOR_ATTENTION = ("kv", "q")
 
@@ -31,7 +32,8 @@ class _Block(keras.layers.Layer):
                 _checks.divisible(name, getattr(self, name), "num_heads", num_heads)
 
     def _norm(self, name, channels):
-        norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name=name, dtype=self.dtype_policy)
+        # LayerNorm: Keras' LayerNormalization without its float NEG in integer TFLite files.
+        norm = LayerNorm(epsilon=self.layer_norm_epsilon, name=name, dtype=self.dtype_policy)
         norm.build((None, None, channels))
         return norm
 

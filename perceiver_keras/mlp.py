@@ -5,6 +5,7 @@ from keras import ops
 
 from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
+from perceiver_keras.normalization import gelu_tanh, integer_friendly_active
 
 GELU_VARIANTS = ("gelu", "gelu_tanh")
 
@@ -71,6 +72,8 @@ class PerceiverMLP(keras.layers.Layer):
 
     def _activate(self, x):
         if self.activation in GELU_VARIANTS:
+            if integer_friendly_active():  # an integer export: no GELU op (TensorFlow Lite Micro has no kernel)
+                return gelu_tanh(x)
             return ops.gelu(x, approximate=self.activation == "gelu_tanh")
         return keras.activations.get(self.activation)(x)
 
