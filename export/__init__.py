@@ -5,19 +5,31 @@
     print(report.table())
 
 or, from a training run directory: `python -m export runs/digits --out exports/digits`.
+
+The names below are imported on first use, so that `python -m export` can start TensorFlow quietly
+(`export.console`) before anything else imports it.
 """
 
-from export.api import export_model
-from export.report import ExportReport, Thresholds, VariantReport
-from export.savedmodel import ExtraSignature
-from export.tflite import QUANTIZATIONS, UnsupportedOpError
+import importlib
 
-__all__ = [
-    "QUANTIZATIONS",
-    "ExportReport",
-    "ExtraSignature",
-    "Thresholds",
-    "UnsupportedOpError",
-    "VariantReport",
-    "export_model",
-]
+_EXPORTS = {
+    "QUANTIZATIONS": "export.tflite",
+    "ExportReport": "export.report",
+    "ExtraSignature": "export.savedmodel",
+    "Thresholds": "export.report",
+    "UnsupportedOpError": "export.tflite",
+    "VariantReport": "export.report",
+    "export_model": "export.api",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -2,6 +2,10 @@
 
 import sys
 
-from export.cli import main
+from export.console import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before anything imports TensorFlow: its start-up lines stay off the console
+
+from export.cli import main  # noqa: E402
 
 sys.exit(main())
