@@ -53,6 +53,7 @@ def build_multimodal_autoencoder(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
+    kernel_initializer: str | dict | None = None,
     seed: int | None = None,
     name: str = "perceiver_io_multimodal_autoencoder",
 ) -> keras.Model:
@@ -79,14 +80,17 @@ def build_multimodal_autoencoder(
     only those points: "image" (B, O_i, 3), where index i is pixel (t, y, x) of i = (t H + y) W + x;
     "audio" (B, O_a, samples_per_patch), where index p is the patch of samples [p P, (p + 1) P);
     "label" (B, K) as always. The reference's `subsampled_output_points` (one index vector for the
-    whole batch), per example. `seed` (an int) makes the initial weights and the training-time label
-    masks reproducible.
+    whole batch), per example. `kernel_initializer` (a Keras initializer name or config) replaces the
+    reference's normal(0, 0.02) for every dense kernel: small models trained from scratch learn faster
+    from fan-in kernels ("lecun_normal"). `seed` (an int) makes the initial weights and the
+    training-time label masks reproducible.
     """
     frame_size = tuple(frame_size)
     if len(frame_size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in frame_size):
         raise ValueError(f"`frame_size` must be (height, width), two positive ints. Received: frame_size={frame_size}")
     video_size = (num_frames, *frame_size)
-    block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
+    block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation,
+                      kernel_initializer=kernel_initializer)
     preprocessor = MultimodalPreprocessor(
         modalities={
             "audio": AudioPreprocessor(num_audio_samples, samples_per_patch, audio_num_bands, name="audio"),
@@ -127,7 +131,7 @@ def build_multimodal_autoencoder(
         postprocessor=MultimodalPostprocessor(
             output_channels={"audio": samples_per_patch, "image": 3, "label": num_classes},
             output_shapes={"audio": (num_audio_samples, 1), "image": (*video_size, 3), "label": (num_classes,)},
-            name="postprocessor",
+            kernel_initializer=kernel_initializer, name="postprocessor",
         ),
         subsampled_modalities=("audio", "image") if use_output_indices else (),
         seed=seed,

@@ -56,7 +56,7 @@ _PRESETS = {
              label_query_channels=64, query_padding=2, label_mask_probability=0.5, num_latents=128,
              num_latent_channels=128, num_blocks=1, num_self_attention_layers_per_block=2,
              num_cross_attention_heads=8, num_self_attention_heads=4, decoder_num_heads=4,
-             decoder_output_channels=128),
+             decoder_output_channels=128, kernel_initializer="lecun_normal"),  # fan-in kernels, as tuned
         dict(dataset="synthetic_audiovisual", parameter_count=357_255,
              input_shapes=dict(image=(8, 32, 32, 3), audio=(2_048, 1), label=(10,)),
              description="A small multimodal autoencoder for synthetic audio-visual clips.",

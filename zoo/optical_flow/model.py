@@ -43,6 +43,7 @@ def build_optical_flow_model(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     activation: str = "gelu",
+    kernel_initializer: str | dict | None = None,
     seed: int | None = None,
     name: str = "perceiver_io_optical_flow",
 ) -> keras.Model:
@@ -62,17 +63,21 @@ def build_optical_flow_model(
 
     With `use_output_indices`, the model takes {"frames", "output_indices" (B, O) int32 row-major
     pixel indices} and returns the flow of those pixels only, (B, O, 2): subsampled decoding in
-    training. `seed` (an int) makes the initial weights reproducible: the same seed, the same weights
-    (see `PerceiverIO`).
+    training. `kernel_initializer` (a Keras initializer name or config) replaces the reference's
+    normal(0, 0.02) for every dense kernel: small models trained from scratch learn faster from fan-in
+    kernels ("lecun_normal"). `seed` (an int) makes the initial weights reproducible: the same seed,
+    the same weights (see `PerceiverIO`).
     """
     frame_size = tuple(frame_size)
     if len(frame_size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in frame_size):
         raise ValueError(f"`frame_size` must be (height, width), two positive ints. Received: frame_size={frame_size}")
-    block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
+    block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation,
+                      kernel_initializer=kernel_initializer)
     return PerceiverIO(
         preprocessor=FlowPreprocessor(
             out_channels=patch_channels, num_bands=num_bands, patch_size=patch_size,
-            max_resolution=frame_size if max_resolution is None else max_resolution, name="flow_preprocessor",
+            max_resolution=frame_size if max_resolution is None else max_resolution,
+            kernel_initializer=kernel_initializer, name="flow_preprocessor",
         ),
         encoder=PerceiverEncoder(
             num_latents=num_latents, num_latent_channels=num_latent_channels, num_blocks=num_blocks,
