@@ -7,6 +7,8 @@ Every message names what was expected and what was received, in the style of Ker
 import numbers
 
 import keras
+import numpy as np
+from keras import ops
 
 
 def positive_int(name, value, allow_none=False):
@@ -113,3 +115,26 @@ def seed(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"`{name}` must be an int or None. Received: {name}={value!r}")
     return int(value)
+
+
+def broadcast_batch(x, shape):
+    """`ops.broadcast_to(x, shape)`, written as a reshape when it only adds leading 1s (a static batch of 1).
+
+    With a static batch of 1 the TFLite converter folds a reshape of a constant, but keeps a
+    BROADCAST_TO of a large one (e.g. 128 x 128 latents), which Arm's Ethos-U compiler cannot map.
+    """
+    static = all(isinstance(d, int) for d in shape) and all(isinstance(d, int) for d in x.shape)
+    if static and int(np.prod(shape)) == int(np.prod(x.shape)):
+        return ops.reshape(x, shape)
+    return ops.broadcast_to(x, shape)
+
+
+def append_channels(x, values):
+    """Appends the same trailing channels `values` (1, P) to every position of `x` (B, M, C): (B, M, C + P).
+
+    Written as a zero PAD plus a broadcasting ADD rather than a concatenation with a broadcast
+    copy, which TFLite keeps as a BROADCAST_TO (not mappable by Arm's Ethos-U compiler); the two
+    are equal in float arithmetic (x + 0 and 0 + v are exact).
+    """
+    padded = ops.pad(x, [[0, 0], [0, 0], [0, values.shape[-1]]])
+    return padded + ops.concatenate([ops.zeros((1, x.shape[-1]), dtype=values.dtype), values], axis=-1)[None]

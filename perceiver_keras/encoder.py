@@ -134,7 +134,7 @@ class PerceiverEncoder(keras.layers.Layer):
     def call(self, inputs, input_mask=None, training=None, return_attention_scores=False):
         _checks.tensor_shape(self.name, "inputs", inputs.shape, 3, channels=self._input_channels)
         batch = ops.shape(inputs)[0]
-        latents = ops.broadcast_to(
+        latents = _checks.broadcast_batch(
             ops.expand_dims(ops.cast(self.latents, inputs.dtype), 0),
             (batch, self.num_latents, self.num_latent_channels),
         )

@@ -268,7 +268,7 @@ class FourierQuery(keras.layers.Layer):
         table = ops.convert_to_tensor(self._table, dtype=self.compute_dtype)
         features = gather_fourier_features(table, indices, self.index_dims)
         if full:
-            features = ops.broadcast_to(features, (ops.shape(inputs)[0], self.num_positions, self.num_channels))
+            features = _checks.broadcast_batch(features, (ops.shape(inputs)[0], self.num_positions, self.num_channels))
         return features
 
     def compute_output_shape(self, inputs_shape, indices_shape=None):

@@ -170,12 +170,11 @@ class MultimodalPreprocessor(keras.layers.Layer):
         for key, layer in self.modalities.items():
             x = layer(inputs[key])
             batch, positions = ops.shape(x)[0], layer.num_positions
-            padding = ops.cast(self.padding[key], x.dtype)[None]
-            x = ops.concatenate([x, ops.broadcast_to(padding, (batch, positions, padding.shape[-1]))], axis=-1)
+            x = _checks.append_channels(x, ops.cast(self.padding[key], x.dtype))
             p = self.mask_probabilities.get(key, 0.0)
             token = ops.cast(self.mask_tokens[key], x.dtype)[None] if key in self.mask_tokens else None
             if p == 1.0:
-                x = ops.broadcast_to(token, (batch, positions, self.num_channels))
+                x = _checks.broadcast_batch(token, (batch, positions, self.num_channels))
             elif training and p > 0.0:
                 masked = keras.random.uniform((batch, positions, 1), seed=self.seed_generator) < p
                 x = ops.where(masked, token, x)
@@ -259,9 +258,7 @@ class MultimodalQuery(keras.layers.Layer):
         arrays = []
         for key, query in self.queries.items():
             x = query(inputs, indices=(indices or {}).get(key))
-            padding = ops.cast(self.padding[key], x.dtype)[None]
-            shape = ops.shape(x)
-            arrays.append(ops.concatenate([x, ops.broadcast_to(padding, (shape[0], shape[1], padding.shape[-1]))], -1))
+            arrays.append(_checks.append_channels(x, ops.cast(self.padding[key], x.dtype)))
         return ops.concatenate(arrays, axis=1)
 
     def compute_output_shape(self, inputs_shape, indices_shape=None):

@@ -149,7 +149,7 @@ class FourierPositionEncoding(_PositionEncoding):
         batch = ops.shape(inputs)[0]
         if indices is None:
             grid = ops.convert_to_tensor(self._grid_features, dtype=self.compute_dtype)
-            encoding = ops.broadcast_to(ops.expand_dims(grid, 0), (batch, *self._grid_features.shape))
+            encoding = _checks.broadcast_batch(ops.expand_dims(grid, 0), (batch, *self._grid_features.shape))
         else:
             table = ops.convert_to_tensor(self._subsampled_table, dtype=self.compute_dtype)
             encoding = gather_fourier_features(table, indices, self.index_dims)
@@ -213,7 +213,7 @@ class TrainablePositionEncoding(_PositionEncoding):
         batch = ops.shape(inputs)[0]
         if indices is None:
             shape = (batch, self.num_positions, self.embedding_channels)
-            encoding = ops.broadcast_to(ops.expand_dims(self.embeddings, 0), shape)
+            encoding = _checks.broadcast_batch(ops.expand_dims(self.embeddings, 0), shape)
         else:
             encoding = ops.take(self.embeddings, ops.cast(indices, "int32"), axis=0)
         return self._project(encoding)

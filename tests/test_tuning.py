@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import keras_tuner
 import pytest
@@ -80,13 +81,13 @@ def test_every_task_hypermodel_builds_sampled_configurations(task, preset, overr
     assert (goal.name, goal.direction) == OBJECTIVES[task]
 
 
-def test_bad_tuner_and_max_trials_are_refused(tmp_path):
+def test_bad_tuner_and_max_trials_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"Expected one of \['bayesian', 'hyperband', 'random'\]. Received: tuner='grid'"):
         tuning.tune("image_classification", "digits", tmp_path, tuner="grid", max_trials=2)
     for bad in (0, -1):
-        with pytest.raises(ValueError, match=f"max_trials must be a positive integer .*Received: max_trials={bad}"):
-            cli.main(["tune", "image_classification", "--preset", "digits", "--out", str(tmp_path),
-                      "--max-trials", str(bad)])
+        argv = ["tune", "image_classification", "--preset", "digits", "--out", str(tmp_path), "--max-trials", str(bad)]
+        assert cli.main(argv) == cli.EXIT_INPUT_ERROR
+        assert re.search(f"max_trials must be a positive integer .*Received: max_trials={bad}", capsys.readouterr().err)
     with pytest.raises(ValueError, match="belongs to task 'image_classification'"):
         tuning.tune("optical_flow", "digits", tmp_path, max_trials=1)
     assert not (tmp_path / "tuner").exists()

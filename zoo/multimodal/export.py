@@ -29,6 +29,7 @@ whose run.json names `export_arrays` below (its "extra_artifacts" hook writes th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -42,12 +43,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.api import ExtraMetrics, export_model
+from export.accelerators import VELA_CONFIGS, accelerator_reports, summary_line
+from export.api import TFLM_SAMPLES, ExtraMetrics, export_model
 from export.report import ExportReport, strict_json
 from export.savedmodel import ExtraSignature
-from export.tflite import check_quantizations, convert
+from export.tflite import INTEGER_QUANTIZATIONS, check_quantizations, convert
 from export.verify import TFLiteRunner, max_abs_diff
-from perceiver_keras import MultimodalPerceiverIO
+from perceiver_keras import MultimodalPerceiverIO, integer_friendly
 from zoo.multimodal.baselines import PSNR_MAX_VALUE, psnr
 from zoo.multimodal.task import clip_datasets
 from zoo.registry import Preset
@@ -240,12 +242,14 @@ class ChunkedReport:
                          f"reconstruction {v['reconstruction_max_abs_diff']:.3g} max abs diff; image "
                          f"{v['image_psnr']:.2f} dB, audio {v['audio_psnr']:.2f} dB, label accuracy "
                          f"{v['label_accuracy']:.3f}  {result}")
+            lines += [f"    {part}: {summary_line(report)}" for part, report in v.get("accelerators", {}).items()]
         return "\n".join(lines)
 
 
 def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, inputs: Mapping[str, np.ndarray],
                    chunk_size: int = DEFAULT_CHUNK_SIZE, quantizations: tuple[str, ...] = ("float32",),
-                   mask_label: bool = True) -> ChunkedReport:
+                   mask_label: bool = True, calibration_inputs: Mapping[str, np.ndarray] | None = None,
+                   vela_configs: tuple[str, ...] | None = None) -> ChunkedReport:
     """Writes `encoder_<q>.tflite` and `decoder_<q>.tflite` into `out_dir` and checks them against Keras.
 
     Args:
@@ -253,15 +257,18 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
         out_dir: the folder to write into (created if missing; existing files of these names replaced).
         inputs: held-out clips (dict modality -> (B, ...)) to verify on.
         chunk_size: the most pixels (points of the largest modality) per decoder call.
-        quantizations: "float32" (held to 1e-4), "float16" (held to 1e-2), "dynamic" (reported).
+        quantizations: "float32" (held to 1e-4), "float16" (held to 1e-2), "dynamic", "int8" and
+            "int16x8" (reported; the integer files are traced `integer_friendly` and calibrated).
         mask_label: as `full_model`.
+        calibration_inputs: clips calibrating the integer files (`inputs` when None): the encoder on
+            the clips, the decoder on their Keras latents and every chunk's indices.
+        vela_configs: Ethos-U configurations the integer files are compiled for, with TensorFlow Lite
+            Micro runs and float-op counts (`export.accelerators`); None: the defaults, () for none.
 
     Returns:
         The `ChunkedReport`, also written as `chunked_report.json`.
     """
     quantizations = check_quantizations(quantizations)
-    if "int8" in quantizations:
-        raise ValueError("The chunked encoder/decoder export offers float32, float16 and dynamic. Received: int8")
     model = full_model(model, mask_label)
     plan = chunk_plan(model, chunk_size)
     inputs = {key: np.asarray(inputs[key], np.float32) for key in model.preprocessor.modalities}
@@ -271,19 +278,31 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
     expected = {key: keras.ops.convert_to_numpy(value) for key, value in model(inputs, training=False).items()}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = out_dir / ".chunked_saved_model"
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    for name, function in zip((_ENCODE, _DECODE), encode_decode_functions(model, batch=1, plan=plan)):
-        archive.add_endpoint(name, function)
-    archive.write_out(os.fspath(scratch), verbose=False)
+    scratch = {False: out_dir / ".chunked_saved_model", True: out_dir / ".chunked_integer_saved_model"}
+    integer = any(q in INTEGER_QUANTIZATIONS for q in quantizations)
+    for traced_integer in (False, True) if integer else (False,):
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        with integer_friendly() if traced_integer else contextlib.nullcontext():
+            for name, function in zip((_ENCODE, _DECODE), encode_decode_functions(model, batch=1, plan=plan)):
+                archive.add_endpoint(name, function)
+            archive.write_out(os.fspath(scratch[traced_integer]), verbose=False)
+    calibration = _chunked_calibration(keras_encode, dict(calibration_inputs or inputs), plan) if integer else {}
     variants = {}
     try:
         for quantization in quantizations:
-            files = {}
+            files, accelerators = {}, {}
             for name, prefix in ((_ENCODE, "encoder"), (_DECODE, "decoder")):
                 files[name] = f"{prefix}_{quantization}.tflite"
-                (out_dir / files[name]).write_bytes(convert(scratch, name, quantization))
+                flatbuffer = convert(scratch[quantization in INTEGER_QUANTIZATIONS], name, quantization,
+                                     representative_dataset=calibration.get(name))
+                (out_dir / files[name]).write_bytes(flatbuffer)
+                if quantization in INTEGER_QUANTIZATIONS and vela_configs != ():
+                    feed = calibration[name]()[:TFLM_SAMPLES]
+                    feed = {key: np.concatenate([sample[key] for sample in feed]) for key in feed[0]}
+                    raw = TFLiteRunner(flatbuffer, name).run_raw(feed)
+                    accelerators[prefix] = accelerator_reports(flatbuffer, quantization, feed, raw,
+                                                               vela_configs=vela_configs or VELA_CONFIGS)
             encoder = TFLiteRunner((out_dir / files[_ENCODE]).read_bytes(), _ENCODE)
             decoder = TFLiteRunner((out_dir / files[_DECODE]).read_bytes(), _DECODE)
             tflite_latents = np.concatenate([encoder({k: v[b:b + 1] for k, v in inputs.items()})["latents"]
@@ -297,7 +316,7 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
                                                     for b in range(len(latents))]) for k in keras_chunk}
                 decoder_diff = max(decoder_diff, max_abs_diff(keras_chunk, decoder_chunk))
             actual = tflite_reconstruct(encoder, decoder, inputs, plan, model.postprocessor.output_shapes)
-            variant = {"encoder": files[_ENCODE], "decoder": files[_DECODE],
+            variant = {"encoder": files[_ENCODE], "decoder": files[_DECODE], "accelerators": accelerators,
                        "encoder_bytes": (out_dir / files[_ENCODE]).stat().st_size,
                        "decoder_bytes": (out_dir / files[_DECODE]).stat().st_size,
                        "encoder_max_abs_diff": max_abs_diff({"latents": latents}, {"latents": tflite_latents}),
@@ -312,11 +331,24 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
                                     if not math.isfinite(variant[what])]
             variants[quantization] = variant
     finally:
-        tf.io.gfile.rmtree(os.fspath(scratch))
+        for folder in scratch.values():
+            if folder.exists():
+                tf.io.gfile.rmtree(os.fspath(folder))
     report = ChunkedReport({key: int(points.shape[1]) for key, points in plan.items()},
                            len(next(iter(plan.values()))), len(latents), variants)
     (out_dir / "chunked_report.json").write_text(json.dumps(strict_json(report.to_dict()), indent=2, allow_nan=False) + "\n")
     return report
+
+
+def _chunked_calibration(keras_encode: Any, clips: Mapping[str, np.ndarray], plan: Mapping[str, np.ndarray]
+                         ) -> dict[str, Any]:
+    """Representative datasets of the chunked pair: the encoder's clips; the decoder's latents and chunks."""
+    clips = {key: np.asarray(value, np.float32) for key, value in clips.items()}
+    samples = [{key: value[b:b + 1] for key, value in clips.items()} for b in range(len(clips["label"]))]
+    latents = [keras_encode(**sample)["latents"].numpy() for sample in samples]
+    chunks = [{"latents": latent, **{f"{key}_indices": points[chunk][None] for key, points in plan.items()}}
+              for latent in latents for chunk in range(len(next(iter(plan.values()))))]
+    return {_ENCODE: lambda: list(samples), _DECODE: lambda: list(chunks)}
 
 
 def export_multimodal_model(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *,
