@@ -24,7 +24,14 @@ from export.report import ExportReport, Thresholds, VariantReport
 from export.savedmodel import ExtraSignature, verify_saved_model, write_saved_model
 from export.signature import ServingSignature, keras_predict, signature_of
 from export.gpu import gpu_delegate_check
-from export.tflite import DEFAULT_QUANTIZATIONS, INTEGER_QUANTIZATIONS, check_quantizations, convert, op_histogram
+from export.tflite import (
+    DEFAULT_QUANTIZATIONS,
+    INTEGER_QUANTIZATIONS,
+    QuantizationError,
+    check_quantizations,
+    convert,
+    op_histogram,
+)
 from export.verify import TFLiteRunner, accuracy, max_abs_diff, measure_latency_ms, top1_agreement
 from perceiver_keras.normalization import integer_friendly
 
@@ -243,10 +250,17 @@ def _export_into(
                 sources[integer] = _conversion_source(
                     model, signature, example, batch_size, integer, Path(scratch), saved_model_dir, signature_name
                 )
-            flatbuffer = convert(
-                sources[integer], signature_name, quantization,
-                representative_dataset=_representative_dataset(calibration, batch_size) if calibration else None,
-            )
+            try:
+                flatbuffer = convert(
+                    sources[integer], signature_name, quantization,
+                    representative_dataset=_representative_dataset(calibration, batch_size) if calibration else None,
+                )
+            except QuantizationError as error:  # the other variants are still written and checked
+                variants[quantization] = VariantReport(
+                    quantization=quantization, file="", size_bytes=0, max_abs_diff=None, top1_agreement=None,
+                    accuracy=None, latency_ms={}, ops={}, gpu_delegate={}, failures=[f"not written: {error}"],
+                )
+                continue
             file = f"model_{quantization}.tflite"
             (work / file).write_bytes(flatbuffer)
             runner = TFLiteRunner(flatbuffer, signature_name)

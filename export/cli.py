@@ -10,6 +10,7 @@ A run directory holds `model.keras` and `run.json`; `run.json` names the data bu
 `"prepare_model"` (a function of the loaded model returning the model to export, e.g. the
 full-frame model of one trained with subsampled decoding; the data must fit the model it returns),
 `"extra_signatures"` (a function of the model to export returning `{name: export.ExtraSignature}`),
+`"quantizations"` (the variants written unless `--quantize` is given),
 `"extra_metrics"`, `"regression"`, `"thresholds"` (a dict of `export.Thresholds` fields
 replacing the defaults, e.g. for a masked LM; see `export_model`) and `"extra_artifacts"` (a
 function of the exported model and the output directory, called after the export, that writes
@@ -36,7 +37,8 @@ from typing import Any
 import numpy as np
 
 EXIT_PASSED, EXIT_THRESHOLD_FAILED, EXIT_ERROR = 0, 1, 2
-_HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "thresholds", "extra_artifacts")
+_HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "thresholds", "extra_artifacts",
+          "quantizations")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model = hooks["prepare_model"](model)
         extra_signatures = hooks.get("extra_signatures")
         report = export_model(
-            model, args.out, quantizations=args.quantize or DEFAULT_QUANTIZATIONS, calibration_data=calibration,
+            model, args.out, quantizations=args.quantize or hooks.get("quantizations") or DEFAULT_QUANTIZATIONS,
+            calibration_data=calibration,
             eval_data=evaluation, batch_size=None if args.dynamic_batch else args.batch_size, overwrite=args.overwrite,
             latency_runs=args.latency_runs, num_eval=args.num_eval,
             extra_signatures=extra_signatures(model) if extra_signatures else None,

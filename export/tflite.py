@@ -29,6 +29,10 @@ INTEGER_QUANTIZATIONS = ("int8", "int16x8")
 RepresentativeDataset = Callable[[], Iterator[dict[str, np.ndarray]]]
 
 
+class QuantizationError(ValueError):
+    """A variant could not be quantized (or the quantized file cannot run); the message gives each tool's reason."""
+
+
 class UnsupportedOpError(ValueError):
     """The model needs ops that are not TFLite builtins (Flex / select TF ops or custom ops).
 
@@ -114,9 +118,30 @@ def convert(
         # TensorFlow's 16x8 calibrator cannot calibrate integer model inputs (token ids: "Empty
         # min/max for tensor ..."); LiteRT's own quantizer can, from the float32 file.
         float_model = convert(saved_model_dir, signature_name, "float32")
-        flatbuffer = quantize_16x8_with_litert(float_model, signature_name, representative_dataset)
+        try:
+            flatbuffer = quantize_16x8_with_litert(float_model, signature_name, representative_dataset)
+            _check_runs(flatbuffer, signature_name, next(iter(representative_dataset())))
+        except Exception as fallback_error:  # noqa: BLE001 - both reasons go into one clear error
+            raise QuantizationError(
+                f"int16x8: TensorFlow's 16x8 converter failed ({_last_line(error)}), and the file of LiteRT's "
+                f"quantizer (ai-edge-quantizer, a16w8) failed too ({_last_line(fallback_error)})."
+            ) from fallback_error
     check_builtin_only(flatbuffer, quantization)
     return flatbuffer
+
+
+def _last_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(error).__name__
+
+
+def _check_runs(flatbuffer: bytes, signature_name: str, sample: dict[str, np.ndarray]) -> None:
+    """Runs one sample through the file in LiteRT (a quantizer may write a file LiteRT cannot prepare)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=flatbuffer).get_signature_runner(signature_name)
+    details = runner.get_input_details()
+    runner(**{name: np.asarray(value).astype(details[name]["dtype"]) for name, value in sample.items()})
 
 
 def quantize_16x8_with_litert(float_model: bytes, signature_name: str,

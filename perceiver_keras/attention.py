@@ -109,16 +109,18 @@ class PerceiverAttention(keras.layers.Layer):
         scores = scores * ops.cast(scale, scores.dtype)
         keep = None
         if key_mask is not None:
-            keep = ops.cast(key_mask, scores.dtype)[:, None, None, :]
+            # A boolean compared in the mask's own (integer) dtype: a float cast of an int32 mask
+            # would stay a float op (CAST + QUANTIZE) in a fully-integer TFLite file.
+            keep = _as_bool(key_mask)[:, None, None, :]
             # Masked keys score MASK_MARGIN below the row's lowest score (weight < e^-24 each)
             # rather than a huge constant such as -1e9: full-integer TFLite quantizes the scores
             # to 256 steps over their calibrated range, and -1e9 would put every real score in
             # the same step. A fully masked row stays finite and is zeroed by the product below.
             lowest = ops.min(scores, axis=-1, keepdims=True) - ops.cast(MASK_MARGIN, scores.dtype)
-            scores = ops.where(keep > 0, scores, lowest)
+            scores = ops.where(keep, scores, lowest)
         probs = ops.softmax(scores, axis=-1)
         if keep is not None:
-            probs = probs * keep
+            probs = ops.where(keep, probs, ops.cast(0.0, probs.dtype))
         probs = self.attention_dropout(probs, training=training)
         if fold_values:
             exact_sums = keep is not None or (training and self.dropout > 0)
@@ -130,7 +132,7 @@ class PerceiverAttention(keras.layers.Layer):
         shape = ops.shape(context)
         output = self.output_dense(ops.reshape(context, (shape[0], shape[1], self._v)))
         if query_mask is not None:
-            output = output * ops.cast(query_mask, output.dtype)[:, :, None]
+            output = ops.where(_as_bool(query_mask)[:, :, None], output, ops.cast(0.0, output.dtype))
         if return_attention_scores:
             return output, probs
         return output
@@ -201,3 +203,10 @@ class PerceiverAttention(keras.layers.Layer):
             fold_projections=self.fold_projections,
         )
         return config
+
+
+def _as_bool(mask):
+    """A mask as booleans: itself if boolean, else `mask != 0` in its own dtype."""
+    if keras.backend.standardize_dtype(mask.dtype) == "bool":
+        return mask
+    return ops.not_equal(mask, ops.cast(0, mask.dtype))

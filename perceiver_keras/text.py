@@ -79,7 +79,7 @@ class TextPreprocessor(keras.layers.Layer):
             )
         if length is None:
             length = ops.shape(inputs)[1]
-        embedded = ops.take(self.token_embeddings, ops.cast(inputs, "int32"), axis=0)
+        embedded = _lookup(self.token_embeddings, ops.cast(inputs, "int32"))
         return embedded + ops.expand_dims(self.position_embeddings[:length], 0)
 
     def _logits(self, hidden):
@@ -100,3 +100,17 @@ class TextPreprocessor(keras.layers.Layer):
             position_initializer=keras.initializers.serialize(self.position_initializer),
         )
         return config
+
+
+def _lookup(table, ids):
+    """Rows `ids` of `table`: a plain gather.
+
+    On TensorFlow, `keras.ops.take` wraps negative ids (LESS + SELECT around the GATHER), ops that
+    TensorFlow Lite Micro and Arm's Ethos-U cannot run; ids are non-negative here (the model checks
+    its inputs), so the TensorFlow backend gathers directly.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.gather(table, ids)
+    return ops.take(table, ids, axis=0)

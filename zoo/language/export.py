@@ -36,6 +36,11 @@ from export.tflite import QUANTIZATIONS
 from export.verify import logits_name
 from perceiver_keras.byte_tokenizer import MASK_ID, ByteTokenizer
 
+LANGUAGE_QUANTIZATIONS = tuple(q for q in QUANTIZATIONS if q != "int16x8")
+"""The variants of a language model: no int16x8, which neither TensorFlow 2.21's 16x8 converter (it cannot
+calibrate the integer token-id input) nor ai-edge-quantizer 0.10's a16w8 recipe (its BATCH_MATMULs get
+operand types LiteRT cannot run) can produce for a byte model."""
+
 TEXT_SIGNATURE = "serve_text"
 """The SavedModel signature that takes raw strings."""
 
@@ -174,7 +179,7 @@ def export_language_model(
     texts: Texts,
     pairs: Texts | None = None,
     labels: np.ndarray | None = None,
-    quantizations: tuple[str, ...] | list[str] = QUANTIZATIONS,
+    quantizations: tuple[str, ...] | list[str] = LANGUAGE_QUANTIZATIONS,
     masked_positions: np.ndarray | None = None,
     **export_kwargs: Any,
 ) -> ExportReport:
@@ -284,6 +289,7 @@ def export_arrays(
     built = {
         "calibration": calibration,
         "eval": (feed, labels),
+        "quantizations": LANGUAGE_QUANTIZATIONS,
         "extra_signatures": functools.partial(_text_signatures, texts=texts, pairs=pairs),
     }
     if extra_metrics is not None:
