@@ -108,11 +108,17 @@ class FlowPreprocessor(keras.layers.Layer):
                 f"Received: inputs.shape={tuple(inputs.shape)}"
             )
         pad, size = self.patch_size // 2, self.patch_size
-        patches = []
+        # Frames stacked along the rows: 4-D slices only (TensorFlow Lite Micro slices at most 4-D).
+        stacked = ops.reshape(inputs, (-1, self.num_frames * height, width, inputs.shape[-1]))
+        frames = []
         for f in range(self.num_frames):
-            frame = ops.pad(inputs[:, f], [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-            patches += [frame[:, dy:dy + height, dx:dx + width, :] for dy in range(size) for dx in range(size)]
-        patches = ops.concatenate(patches, axis=-1)  # (B, H, W, frame * row * column * channel)
+            frame = ops.pad(stacked[:, f * height:(f + 1) * height], [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+            # Nested concatenations (columns, then rows, then frames) keep DeepMind's channel order
+            # with at most `patch_size` inputs each (TensorFlow Lite Micro concatenates at most 10).
+            rows = [ops.concatenate([frame[:, dy:dy + height, dx:dx + width, :] for dx in range(size)], axis=-1)
+                    for dy in range(size)]
+            frames.append(ops.concatenate(rows, axis=-1))
+        patches = ops.concatenate(frames, axis=-1)  # (B, H, W, frame * row * column * channel)
         batch = ops.shape(inputs)[0]
         features = self.patch_projection(ops.reshape(patches, (batch, height * width, self.patch_channels)))
         positions = ops.cast(self.positions(features), features.dtype)
