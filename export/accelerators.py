@@ -242,7 +242,7 @@ def tflm_report(
                 error = None
             except Exception as exception:  # noqa: BLE001 - TFLM raises plain RuntimeErrors.
                 error = exception
-        if error is None or arena_size or "allocate" not in log[0]:
+        if error is None or arena_size or not ("allocate" in log[0] or "resize buffer" in log[0]):
             break
         size *= 8
     if error is not None:

@@ -99,14 +99,18 @@ def test_chunked_encoder_and_decoder_match_keras(exported, trained_like, arrays)
     print({k: float32[k] for k in ("encoder_max_abs_diff", "decoder_max_abs_diff", "reconstruction_max_abs_diff")})
     encoder = TFLiteRunner((out / "encoder_float32.tflite").read_bytes(), "encode")
     decoder = TFLiteRunner((out / "decoder_float32.tflite").read_bytes(), "decode")
+    queries = np.load(out / "decoder_queries.npy")
+    assert queries.shape[:2] == (3, 2 + 48 + 1)  # per chunk: audio patches, pixels, the label
     assert {k: list(v["shape"]) for k, v in decoder.inputs.items()} == {
-        "latents": [1, 4, 16], "image_indices": [1, 48], "audio_indices": [1, 2]}
+        "latents": [1, 4, 16], "queries": [1, *queries.shape[1:]]}
+    assert not {"GATHER", "FLOOR_DIV", "FLOOR_MOD", "SELECT", "SELECT_V2"} & set(
+        op_histogram((out / "decoder_float32.tflite").read_bytes()))  # no index arithmetic left in the file
     assert list(encoder.inputs["image"]["shape"]) == [1, 2, 8, 8, 3]
     for name in ("encoder_float32.tflite", "decoder_float32.tflite"):
         assert not [op for op in op_histogram((out / name).read_bytes()) if op.startswith("CUSTOM")]
     dense = full_model(trained_like)
     x = {k: v[:3] for k, v in arrays["eval"].items()}
-    actual = tflite_reconstruct(encoder, decoder, x, chunk_plan(dense, CHUNK), dense.postprocessor.output_shapes)
+    actual = tflite_reconstruct(encoder, decoder, x, queries, dense.postprocessor.output_shapes)
     expected = reconstruct(dense, x, chunk_size=CHUNK)
     for key in expected:
         assert actual[key].shape == expected[key].shape

@@ -15,10 +15,13 @@ Two deployments of the same weights:
    top-1 agreement). Only small models: every pixel's query is decoded in one call.
 2. For edge devices and large models, `export_chunked`: `encoder_<q>.tflite` (batch 1, static
    shapes: the clip -> latents) and `decoder_<q>.tflite` (batch 1, a fixed chunk of points per call:
-   latents + `chunk_size` pixel indices + a proportional number of audio-patch indices -> their
-   values and the label), builtin ops only. `tflite_reconstruct` encodes once and decodes chunk by
-   chunk (the last chunk padded with point 0, discarded), as `zoo.multimodal.reconstruct` does in
-   Keras; `export_chunked` checks the encoder's latents, every decoder chunk and the assembled
+   latents + that chunk's query array -> the values of `chunk_size` pixels, a proportional number
+   of audio patches, and the label), builtin ops only. The query arrays of every chunk are data,
+   `decoder_queries.npy` (num_chunks, points per call, channels), computed once by the model's own
+   query layer: the decoder file then needs no index arithmetic or gather, which microcontroller
+   NPUs (Ethos-U55) cannot run. `tflite_reconstruct` encodes once and decodes chunk by chunk (the
+   last chunk padded with point 0, discarded), as `zoo.multimodal.reconstruct` does in Keras;
+   `export_chunked` checks the encoder's latents, every decoder chunk and the assembled
    reconstruction against Keras (float32: max abs diff <= 1e-4 each) into `chunked_report.json`.
 
     report, chunked = export_multimodal_model(model, "exports/mm", inputs=clips, latency_runs=0)
@@ -57,6 +60,8 @@ from zoo.registry import Preset
 DEFAULT_CHUNK_SIZE = 1024
 CHUNKED_LIMITS = {"float32": 1e-4, "float16": 1e-2}  # max abs diff; other quantizations are reported only
 _ENCODE, _DECODE = "encode", "decode"
+QUERIES_FILE = "decoder_queries.npy"
+"""The chunked decoder's query arrays, one per chunk (see `chunk_queries`)."""
 MODALITIES = ("audio", "image", "label")
 
 
@@ -109,6 +114,33 @@ def chunk_plan(model: MultimodalPerceiverIO, chunk_size: int = DEFAULT_CHUNK_SIZ
         indices[indices >= points[key]] = 0
         plan[key] = indices.reshape(num_chunks, per_call)
     return plan
+
+
+def chunk_queries(model: MultimodalPerceiverIO, plan: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The decoder's query array of every chunk of `plan`: float32 (num_chunks, points per call, channels).
+
+    Rows in the model's order of modalities (e.g. audio points, image points, the label), as its
+    query layer builds them for those indices.
+    """
+    num_chunks = len(next(iter(plan.values())))
+    latents = np.zeros((1, *model.encoder.latents.shape), np.float32)  # the queries read only its batch size
+    return np.concatenate([
+        keras.ops.convert_to_numpy(model.query(latents, indices={key: points[chunk][None] for key, points in plan.items()}))
+        for chunk in range(num_chunks)
+    ]).astype(np.float32)
+
+
+def chunked_decode_function(model: MultimodalPerceiverIO, plan: Mapping[str, np.ndarray]) -> Any:
+    """decode(latents (1, N, D), queries (1, points per call, channels)) -> the chunk's outputs, static shapes."""
+    indices = {key: tf.constant(points[:1]) for key, points in plan.items()}  # for the outputs' sizes only
+
+    def decode(latents, queries):
+        return model.postprocessor(model.decoder(queries, latents, training=False), indices=indices)
+
+    queries = chunk_queries(model, {key: points[:1] for key, points in plan.items()})
+    specs = [tf.TensorSpec((1, *model.encoder.latents.shape), tf.float32, name="latents"),
+             tf.TensorSpec((1, *queries.shape[1:]), tf.float32, name="queries")]
+    return tf.function(decode, input_signature=specs, autograph=False)
 
 
 def _check_modalities(model: MultimodalPerceiverIO) -> None:
@@ -192,26 +224,27 @@ def reconstruction_metrics() -> ExtraMetrics:
 
 
 def tflite_reconstruct(encoder: TFLiteRunner, decoder: TFLiteRunner, inputs: Mapping[str, np.ndarray],
-                       plan: Mapping[str, np.ndarray], output_shapes: Mapping[str, tuple]) -> dict[str, np.ndarray]:
+                       queries: np.ndarray, output_shapes: Mapping[str, tuple]) -> dict[str, np.ndarray]:
     """Full outputs through a batch-1 encoder and chunked decoder: encode each clip once, decode chunk by chunk.
 
     Args:
         encoder, decoder: runners of `export_chunked`'s .tflite files ("encode" and "decode" signatures).
         inputs: dict modality -> (B, ...) arrays.
-        plan: `chunk_plan` of the decoder's chunk size.
+        queries: `chunk_queries` of the decoder's plan (the export's `decoder_queries.npy`).
         output_shapes: modality -> full output shape without the batch (`model.postprocessor.output_shapes`).
     """
     batch = len(next(iter(inputs.values())))
-    num_chunks = len(next(iter(plan.values())))
     clips = []
     for b in range(batch):
         latents = encoder({key: np.asarray(value[b:b + 1], np.float32) for key, value in inputs.items()})["latents"]
-        chunks = [decoder({"latents": latents, **{f"{key}_indices": points[chunk][None]
-                                                  for key, points in plan.items()}}) for chunk in range(num_chunks)]
-        clip = {key: value for key, value in chunks[0].items() if key not in plan}  # the label, decoded every call
-        for key in plan:
+        chunks = [decoder({"latents": latents, "queries": chunk[None]}) for chunk in queries]
+        clip = {}
+        for key in chunks[0]:
+            points = math.prod(output_shapes[key]) // chunks[0][key].shape[-1]
+            if points == 1:  # the label, decoded every call
+                clip[key] = chunks[0][key]
+                continue
             values = np.concatenate([chunk[key] for chunk in chunks], axis=1)  # (1, padded points, channels)
-            points = math.prod(output_shapes[key]) // values.shape[-1]
             clip[key] = values[:, :points].reshape(1, *output_shapes[key])  # the padding's outputs dropped
         clips.append(clip)
     return {key: np.concatenate([clip[key] for clip in clips]) for key in clips[0]}
@@ -284,10 +317,12 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
         archive = keras.export.ExportArchive()
         archive.track(model)
         with integer_friendly() if traced_integer else contextlib.nullcontext():
-            for name, function in zip((_ENCODE, _DECODE), encode_decode_functions(model, batch=1, plan=plan)):
-                archive.add_endpoint(name, function)
+            archive.add_endpoint(_ENCODE, encode_decode_functions(model, batch=1, plan=plan)[0])
+            archive.add_endpoint(_DECODE, chunked_decode_function(model, plan))
             archive.write_out(os.fspath(scratch[traced_integer]), verbose=False)
-    calibration = _chunked_calibration(keras_encode, dict(calibration_inputs or inputs), plan) if integer else {}
+    queries = chunk_queries(model, plan)
+    np.save(out_dir / QUERIES_FILE, queries)
+    calibration = _chunked_calibration(keras_encode, dict(calibration_inputs or inputs), queries) if integer else {}
     variants = {}
     try:
         for quantization in quantizations:
@@ -308,14 +343,14 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
             tflite_latents = np.concatenate([encoder({k: v[b:b + 1] for k, v in inputs.items()})["latents"]
                                              for b in range(len(latents))])
             decoder_diff = 0.0
-            for chunk in range(len(next(iter(plan.values())))):  # Keras' latents, so only the decoder differs.
+            for chunk in range(len(queries)):  # Keras' latents, so only the decoder differs.
                 feed = {"latents": latents, **{f"{key}_indices": np.tile(points[chunk][None], (len(latents), 1))
                                                for key, points in plan.items()}}
                 keras_chunk = {k: v.numpy() for k, v in keras_decode(**feed).items()}
-                decoder_chunk = {k: np.concatenate([decoder({n: v[b:b + 1] for n, v in feed.items()})[k]
+                decoder_chunk = {k: np.concatenate([decoder({"latents": latents[b:b + 1], "queries": queries[chunk][None]})[k]
                                                     for b in range(len(latents))]) for k in keras_chunk}
                 decoder_diff = max(decoder_diff, max_abs_diff(keras_chunk, decoder_chunk))
-            actual = tflite_reconstruct(encoder, decoder, inputs, plan, model.postprocessor.output_shapes)
+            actual = tflite_reconstruct(encoder, decoder, inputs, queries, model.postprocessor.output_shapes)
             variant = {"encoder": files[_ENCODE], "decoder": files[_DECODE], "accelerators": accelerators,
                        "encoder_bytes": (out_dir / files[_ENCODE]).stat().st_size,
                        "decoder_bytes": (out_dir / files[_DECODE]).stat().st_size,
@@ -340,14 +375,12 @@ def export_chunked(model: MultimodalPerceiverIO, out_dir: str | os.PathLike, *, 
     return report
 
 
-def _chunked_calibration(keras_encode: Any, clips: Mapping[str, np.ndarray], plan: Mapping[str, np.ndarray]
-                         ) -> dict[str, Any]:
-    """Representative datasets of the chunked pair: the encoder's clips; the decoder's latents and chunks."""
+def _chunked_calibration(keras_encode: Any, clips: Mapping[str, np.ndarray], queries: np.ndarray) -> dict[str, Any]:
+    """Representative datasets of the chunked pair: the encoder's clips; the decoder's latents and chunk queries."""
     clips = {key: np.asarray(value, np.float32) for key, value in clips.items()}
     samples = [{key: value[b:b + 1] for key, value in clips.items()} for b in range(len(clips["label"]))]
     latents = [keras_encode(**sample)["latents"].numpy() for sample in samples]
-    chunks = [{"latents": latent, **{f"{key}_indices": points[chunk][None] for key, points in plan.items()}}
-              for latent in latents for chunk in range(len(next(iter(plan.values()))))]
+    chunks = [{"latents": latent, "queries": chunk[None]} for latent in latents for chunk in queries]
     return {_ENCODE: lambda: list(samples), _DECODE: lambda: list(chunks)}
 
 
