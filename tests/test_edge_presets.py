@@ -9,10 +9,10 @@ few quantisation steps of LiteRT; the float16 file must use only GPU-delegate op
 
 import json
 
-import numpy as np
 import pytest
 
 import zoo
+from benchmarks.edge import random_inputs
 from export import export_model
 from export.signature import signature_of
 from zoo.multimodal.export import export_arrays, export_chunked
@@ -26,21 +26,6 @@ the U55) and the boolean key mask (no boolean tensors or SELECT_V2), all at the 
 MAX_TFLM_STEPS = 16
 """TensorFlow Lite Micro's reference kernels against LiteRT's optimised ones, on untrained models whose
 outputs span few steps (LOGISTIC, RSQRT and SOFTMAX round differently); measured up to 14."""
-
-
-def _random_inputs(model, count=8):
-    rng = np.random.default_rng(0)
-    feed = {}
-    for name, spec in signature_of(model).specs.items():
-        shape = [count, *spec.shape.as_list()[1:]]
-        if spec.dtype.is_floating:
-            feed[name] = rng.uniform(-1, 1, shape).astype(np.float32)
-        elif "mask" in name:
-            feed[name] = (np.arange(shape[1])[None] < rng.integers(shape[1] // 2, shape[1] + 1, (count, 1))).astype(
-                spec.dtype.as_numpy_dtype)
-        else:
-            feed[name] = rng.integers(0, 262, shape).astype(spec.dtype.as_numpy_dtype)
-    return feed if len(feed) > 1 else next(iter(feed.values()))
 
 
 def _check_int8(accelerators, text=False):
@@ -60,7 +45,7 @@ def _check_int8(accelerators, text=False):
                                     "flow_small"])
 def test_small_preset_int8_maps_onto_ethos_u_and_runs_in_tflite_micro(preset, tmp_path):
     model = zoo.create_model(preset, seed=0)
-    x = _random_inputs(model)
+    x = random_inputs(model, count=8)
     report = export_model(model, tmp_path / "export", calibration_data=x, eval_data=x, latency_runs=0,
                           quantizations=("float16", "int8"), vela_configs=CONFIGS,
                           regression=preset == "flow_small")
