@@ -1,10 +1,11 @@
-"""`python -m benchmarks [inference|training|scaling|all] ...`: writes benchmarks/results/*.md.
+"""`python -m benchmarks [inference|training|scaling|profile|learning|all] ...`: writes benchmarks/results/*.md.
 
 Examples:
     python -m benchmarks inference --models imagenet_fourier --batch-sizes 1 8
     python -m benchmarks training --training-model small_fourier   # or a paper preset: imagenet_learned
     python -m benchmarks scaling
     python -m benchmarks profile      # the ImageNet model's pieces and plain GEMMs, per engine
+    python -m benchmarks learning --steps 1000 --seeds 0 1 2   # model.fit vs a PyTorch loop on digits
     python -m benchmarks all --toy --out /tmp/bench   # the smoke run the tests use
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from benchmarks import harness, inference, models
 
 RESULTS = Path(__file__).parent / "results"
-SUITES = ("inference", "training", "scaling", "profile")
+SUITES = ("inference", "training", "scaling", "profile", "learning")
 TOY_MODEL = "toy_fourier"
 
 
@@ -80,7 +81,19 @@ def run_profile(args: argparse.Namespace, command: str) -> Path:
     return profile.run(args.out, repeats=2 if args.toy else 10, command=command)
 
 
-RUNNERS = {"inference": run_inference, "training": run_training, "scaling": run_scaling, "profile": run_profile}
+def run_learning(args: argparse.Namespace, command: str) -> Path:
+    from benchmarks import learning
+
+    if args.toy:
+        return learning.run(args.out, steps=5, seeds=(0,), batch_size=16, eval_every=5, command=command)
+    return learning.run(args.out, steps=args.steps, seeds=tuple(args.seeds), batch_size=args.batch_size,
+                        learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+                        warmup_fraction=args.warmup_fraction, epsilon=args.epsilon, eval_every=args.eval_every,
+                        threads=args.threads, command=command)
+
+
+RUNNERS = {"inference": run_inference, "training": run_training, "scaling": run_scaling, "profile": run_profile,
+           "learning": run_learning}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -98,6 +111,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--training-model", default="small_fourier", choices=sorted(models.MODELS))
     parser.add_argument("--training-batch-size", type=int, default=8)
     parser.add_argument("--training-steps", type=int, default=3)
+    learning = parser.add_argument_group("learning (Keras fit vs a PyTorch loop on digits)")
+    learning.add_argument("--steps", type=int, default=1000, help="training steps per run (default 1000)")
+    learning.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    learning.add_argument("--batch-size", type=int, default=64)
+    learning.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW peak learning rate")
+    learning.add_argument("--weight-decay", type=float, default=0.05)
+    learning.add_argument("--warmup-fraction", type=float, default=0.1, help="linear warm-up, then cosine to zero")
+    learning.add_argument("--epsilon", type=float, help="AdamW epsilon, both sides (default: Keras' 1e-7)")
+    learning.add_argument("--eval-every", type=int, default=50, help="steps between test evaluations")
+    learning.add_argument("--threads", type=int, help="TensorFlow and torch threads (default: the cores)")
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.repeats < 1:
         parser.error(f"--warmup and --repeats must be >= 1. Received: --warmup {args.warmup} --repeats {args.repeats}")
