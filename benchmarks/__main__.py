@@ -120,7 +120,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     learning.add_argument("--warmup-fraction", type=float, default=0.1, help="linear warm-up, then cosine to zero")
     learning.add_argument("--epsilon", type=float, help="AdamW epsilon, both sides (default: Keras' 1e-7)")
     learning.add_argument("--eval-every", type=int, default=50, help="steps between test evaluations")
-    learning.add_argument("--threads", type=int, help="TensorFlow and torch threads (default: the cores)")
+    learning.add_argument("--threads", type=int, default=1, help="TensorFlow and torch threads (default 1)")
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.repeats < 1:
         parser.error(f"--warmup and --repeats must be >= 1. Received: --warmup {args.warmup} --repeats {args.repeats}")

@@ -344,17 +344,20 @@ def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2),
         epsilon: float | None = None, eval_every: int = 50, threads: int | None = None, frameworks: tuple[str, ...] = ("torch", "keras"),
         command: str = "python -m benchmarks learning") -> Path:
     """Trains every seed in both frameworks; writes learning.json after each run, then learning.md and
-    learning.png; returns the page's path."""
+    learning.png; returns the page's path.
+
+    One thread per framework by default: on shared cores, torch's OpenMP threads wait on each other
+    and a contended two-thread run can take many times as long.
+    """
     from benchmarks import learning_report
 
-    if steps < 1 or batch_size < 1 or eval_every < 1 or steps % eval_every or not seeds or not 0 <= warmup_fraction < 1:
+    if threads < 1 or steps < 1 or batch_size < 1 or eval_every < 1 or steps % eval_every or not seeds or not 0 <= warmup_fraction < 1:
         raise ValueError(
-            "Expected steps >= 1, batch_size >= 1, eval_every >= 1 dividing steps, at least one seed and "
+            "Expected threads >= 1, steps >= 1, batch_size >= 1, eval_every >= 1 dividing steps, at least one seed and "
             f"0 <= warmup_fraction < 1. Received: steps={steps}, batch_size={batch_size}, eval_every={eval_every}, "
-            f"seeds={list(seeds)}, warmup_fraction={warmup_fraction}")
+            f"seeds={list(seeds)}, warmup_fraction={warmup_fraction}, threads={threads}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = threads or harness.threads()
     settings = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                     warmup_steps=round(steps * warmup_fraction), eval_every=eval_every, epsilon=epsilon)
     results: dict[str, Any] = {

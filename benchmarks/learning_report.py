@@ -51,9 +51,11 @@ def goal_line(results: dict[str, Any]) -> str:
         return "- Goal (Keras mean accuracy within 1 point of PyTorch's, or better): NOT MEASURED (a side has no run)."
     difference = keras_summary["accuracy"]["mean"] - torch_summary["accuracy"]["mean"]
     verdict = "MET" if difference >= -GOAL_POINTS else "MISSED"
+    error = math.sqrt(sum(s["accuracy"]["std"] ** 2 / s["runs"] for s in (torch_summary, keras_summary)))
     return (f"- Goal (Keras mean final test accuracy within {GOAL_POINTS:g} point of PyTorch's, or better): "
             f"**{verdict}**: Keras {keras_summary['accuracy']['mean']:.2f}% - PyTorch "
-            f"{torch_summary['accuracy']['mean']:.2f}% = {difference:+.2f} points.")
+            f"{torch_summary['accuracy']['mean']:.2f}% = {difference:+.2f} points (standard error of this "
+            f"difference, from the seeds' spread: {error:.2f} points).")
 
 
 def _check_rows(check: dict[str, Any]) -> list[list[Any]]:
