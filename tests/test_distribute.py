@@ -7,6 +7,7 @@ TensorFlow initialises, and JAX reads its device count from XLA_FLAGS when it st
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -189,10 +190,11 @@ def test_unreachable_worker_fails_in_bounded_time():
     assert time.time() - started < 60  # the import, then 3 s of waiting
 
 
-def test_bad_strategies_and_tf_config(monkeypatch):
-    with pytest.raises(ValueError, match=r"Expected one of \['default', 'mirrored', 'multi_worker', 'tpu', "
-                                         r"'data_parallel'\]. Received: strategy='horovod'"):
-        cli.main(["train", "image_classification", "--preset", "digits", "--out", "/tmp/x", "--strategy", "horovod"])
+def test_bad_strategies_and_tf_config(monkeypatch, capsys, tmp_path):
+    argv = ["train", "image_classification", "--preset", "digits", "--out", str(tmp_path / "x"), "--strategy", "horovod"]
+    assert cli.main(argv) == cli.EXIT_INPUT_ERROR
+    assert re.search(r"Expected one of \['default', 'mirrored', 'multi_worker', 'tpu', 'data_parallel'\]. "
+                     r"Received: strategy='horovod'", capsys.readouterr().err)
     with pytest.raises(ValueError, match="runs on JAX only"):
         distribute.make_strategy("data_parallel")
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}')

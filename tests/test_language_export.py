@@ -16,6 +16,7 @@ import zoo
 from export.verify import TFLiteRunner
 from perceiver_keras.byte_tokenizer import MASK_ID
 from zoo.language.export import (
+    LANGUAGE_QUANTIZATIONS,
     MASKED_LM_THRESHOLDS,
     TEXT_SIGNATURE,
     export_arrays,
@@ -98,7 +99,7 @@ def test_tflite_variants_take_token_ids_with_builtin_ops_and_float32_matches_ker
         if quantization == "float32":
             assert np.max(np.abs(runner(feed)["output_0"] - expected)) <= 1e-4
             assert variant.max_abs_diff <= 1e-4 and variant.passed
-    assert set(report.variants) == ({"float32", "int8"} if pairs else set(export.QUANTIZATIONS))
+    assert set(report.variants) == ({"float32", "int8"} if pairs else set(LANGUAGE_QUANTIZATIONS))
 
 
 def test_saved_model_default_and_string_signatures_match_keras(exported):
