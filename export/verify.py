@@ -13,6 +13,11 @@ from ai_edge_litert.interpreter import Interpreter
 from export.data import num_samples, slice_feed
 
 
+def scale_of(detail: Mapping) -> float:
+    """The quantization scale of an input or output (0 when it is not quantized)."""
+    return float(detail["quantization"][0])
+
+
 class TFLiteRunner:
     """Runs one signature of a .tflite model on named float/int inputs, returning float outputs.
 
@@ -44,12 +49,20 @@ class TFLiteRunner:
 
     def quantize(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Casts named inputs to the input tensors' dtypes, quantizing float values if needed."""
-        missing = sorted(set(self.inputs) - set(feed))
-        if missing:
-            raise ValueError(f"Missing .tflite inputs {missing}. Received: {sorted(feed)}")
+        missing, unknown = sorted(set(self.inputs) - set(feed)), sorted(set(feed) - set(self.inputs))
+        if missing or unknown:
+            raise ValueError(f"The .tflite signature takes the inputs {sorted(self.inputs)}. Received: {sorted(feed)}")
         quantized = {}
         for name, detail in self.inputs.items():
             value, dtype = np.asarray(feed[name]), np.dtype(detail["dtype"])
+            # Checked before the interpreter sees it: a call with a wrong shape leaves LiteRT's signature
+            # runner resized, and every later valid call then fails.
+            expected = [int(d) for d in detail["shape_signature"]]
+            if value.ndim != len(expected) or any(want not in (-1, got) for want, got in zip(expected[1:], value.shape[1:])):
+                shown = tuple("batch" if d == -1 or i == 0 else d for i, d in enumerate(expected))
+                raise ValueError(f"The .tflite input {name!r} has the shape {shown}. Received: {name}.shape={value.shape}")
+            if value.dtype.kind not in "biuf" or (value.dtype.kind == "f" and dtype.kind in "iu" and not scale_of(detail)):
+                raise ValueError(f"The .tflite input {name!r} takes {dtype.name} values. Received: dtype {value.dtype}")
             scale, zero_point = detail["quantization"]
             if scale and np.issubdtype(value.dtype, np.floating) and np.issubdtype(dtype, np.integer):
                 limits = np.iinfo(dtype)

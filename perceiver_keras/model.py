@@ -1,8 +1,9 @@
 """The generic Perceiver IO model: preprocessor -> encoder -> decoder(queries) -> postprocessor."""
 
 import keras
+import numpy as np
 
-from perceiver_keras import _checks
+from perceiver_keras import _checks, input_checks
 from perceiver_keras.initialization import derive_seed, seed_initializers
 
 _LAYER_ARGS = ("encoder", "decoder", "query", "preprocessor", "postprocessor")
@@ -41,6 +42,9 @@ class PerceiverIO(keras.Model):
             (`perceiver_keras.initialization.seed_initializers`): two models built with the same seed
             on one backend start bit-identical, and no global random state is touched. None: each
             initializer takes a seed from Python's `random` (which `keras.utils.set_random_seed` fixes).
+        check_finite: bool, also refuse NaN and infinite input values (off by default: it reads every
+            input). Shapes, token ids, padding masks and output indices are always checked at the
+            model's entry (`perceiver_keras.input_checks`), values whenever they are concrete arrays.
 
     Example:
     >>> from perceiver_keras import PerceiverEncoder, PerceiverDecoder, TrainablePositionEncoding
@@ -57,7 +61,7 @@ class PerceiverIO(keras.Model):
 
     def __init__(self, encoder, decoder, query, inputs_shape, preprocessor=None, postprocessor=None,
                  input_dtype="float32", input_name="inputs", use_padding_mask=False, use_output_indices=False,
-                 tie_embeddings=False, seed=None, **kwargs):
+                 tie_embeddings=False, seed=None, check_finite=False, **kwargs):
         seed = _checks.seed("seed", seed)
         if seed is not None:  # before the parts are called, which builds them
             parts = dict(encoder=encoder, decoder=decoder, query=query, preprocessor=preprocessor,
@@ -99,6 +103,53 @@ class PerceiverIO(keras.Model):
         self.use_padding_mask, self.use_output_indices = bool(use_padding_mask), bool(use_output_indices)
         self.tie_embeddings = bool(tie_embeddings)
         self.seed = seed
+        self.check_finite = bool(check_finite)
+        self._mask_length = preprocessed.shape[1]
+        # Keras' own input check names inputs by position; `__call__` checks them by name instead.
+        self.input_spec = None
+
+    def input_rules(self):
+        """name -> `input_checks.InputRule` of every model input."""
+        vocab = getattr(self.preprocessor, "vocab_size", None)
+        floating = "float" in str(self.main_input_dtype)
+        rules = {self.input_name: input_checks.InputRule(
+            self.inputs_shape, "float" if floating else "int", low=None if vocab is None else 0, high=vocab,
+            what="token ids" if vocab is not None else "values")}
+        if self.use_padding_mask:
+            rules["padding_mask"] = input_checks.InputRule(
+                (self._mask_length,), "int", binary=True, what="mask values",
+                same_shape_as=self.input_name if vocab is not None else None)
+        if self.use_output_indices:
+            rules["output_indices"] = input_checks.InputRule(
+                (None,), "int", low=0, high=getattr(self.query, "num_positions", None), what="output indices")
+        return rules
+
+    def check_inputs(self, inputs):
+        """Raises a ValueError naming the input, the expected and the received value unless `inputs` fit."""
+        input_checks.check(self.name, inputs, self.input_rules(), self.input_name, self.check_finite)
+
+    def __call__(self, *args, **kwargs):
+        # Before Layer.__call__, whose error wrapper would append every input array to the message.
+        if not kwargs.get("training"):
+            self.check_inputs(args[0] if args else kwargs.get("inputs"))
+        return super().__call__(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_arrays(x)
+        return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_arrays(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_arrays(x)
+        return super().fit(x, *args, **kwargs)
+
+    def _check_arrays(self, x):
+        """Whole arrays are checked once, before Keras batches them (a tf.data pipeline is not read here)."""
+        if isinstance(x, np.ndarray) or (isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values())):
+            self.check_inputs(x)
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
@@ -113,6 +164,7 @@ class PerceiverIO(keras.Model):
             use_output_indices=self.use_output_indices,
             tie_embeddings=self.tie_embeddings,
             seed=self.seed,
+            check_finite=self.check_finite,
         )
         return config
 

@@ -138,3 +138,19 @@ def test_non_finite_differences_fail_every_limit():
     thresholds = Thresholds()
     assert thresholds.saved_model_failures(float("nan")) and thresholds.saved_model_failures(float("inf"))
     assert strict_json({"a": [float("nan"), 1.0, float("-inf")]}) == {"a": [None, 1.0, None]}
+
+
+def test_runner_refuses_a_wrong_shape_and_stays_usable(model, tmp_path):
+    from export.verify import TFLiteRunner
+
+    data = fixtures.digits_data(num_calibration=8)
+    export.export_model(model, tmp_path / "out", eval_data=data["eval"], quantizations=("float32",), latency_runs=0)
+    runner = TFLiteRunner((tmp_path / "out" / "model_float32.tflite").read_bytes(), "serving_default")
+    name = next(iter(runner.inputs))
+    good = {name: data["eval"][0][:3]}
+    before = runner(good)
+    with pytest.raises(ValueError, match=r"has the shape \('batch', 64\). Received: pixels.shape=\(3, 65\)"):
+        runner({name: np.zeros((3, 65), "float32")})
+    with pytest.raises(ValueError, match="takes the inputs"):
+        runner({"other": data["eval"][0][:3]})
+    np.testing.assert_array_equal(runner(good)[next(iter(before))], before[next(iter(before))])
