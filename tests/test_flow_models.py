@@ -66,7 +66,7 @@ def test_subsampled_model_takes_output_indices_and_trains():
 @pytest.mark.parametrize("shape", [(1, 3, 6, 8, 3), (1, 2, 6, 8, 4), (1, 2, 6, 9, 3), (1, 6, 8, 6)])
 def test_bad_frames_raise_naming_expected_and_received(shape):
     model = build_optical_flow_model(**_TOY)
-    with pytest.raises(ValueError, match=re.escape(f"expected shape=(None, 2, 6, 8, 3), found shape={shape}")):
+    with pytest.raises(ValueError, match=re.escape(f"expected `frames` of shape ('batch', 2, 6, 8, 3). Received: frames.shape={shape}")):
         model(np.zeros(shape, "float32"))
 
 
