@@ -6,6 +6,7 @@ Examples:
     python -m benchmarks scaling
     python -m benchmarks profile      # the ImageNet model's pieces and plain GEMMs, per engine
     python -m benchmarks learning --steps 1000 --seeds 0 1 2   # model.fit vs a PyTorch loop on digits
+    python -m benchmarks edge   # every small preset on vela (Ethos-U), TensorFlow Lite Micro, XNNPACK int8 vs float
     python -m benchmarks all --toy --out /tmp/bench   # the smoke run the tests use
 """
 
@@ -129,8 +130,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
     command = "python -m benchmarks " + shlex.join(argv)
+    if argv[:1] == ["edge"]:  # its own options (`python -m benchmarks edge --help`); not part of "all"
+        from benchmarks import edge
+
+        print(f"edge: wrote {edge.main(argv[1:], command)}", flush=True)
+        return 0
+    args = parse_args(argv)
     for suite in SUITES if args.suite == "all" else (args.suite,):
         print(f"{suite}: wrote {RUNNERS[suite](args, command)}", flush=True)
     return 0
