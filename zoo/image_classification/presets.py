@@ -20,7 +20,8 @@ _IMAGENET_META = dict(
 
 # The small presets train from scratch with fan-in kernels ("lecun_normal", stddev 1/sqrt(fan_in)), the
 # scale their recipes were tuned at: with the reference's normal(0, 0.02) `digits` reached 88% test
-# accuracy in its 40 epochs, with fan-in kernels 100%.
+# accuracy in its 40 epochs, with fan-in kernels 100% (`make demo`: 100.00% of the 360 test digits, 171 s
+# of training on two shared cores; 98.89% before every sub-layer got its own initializer).
 _FROM_SCRATCH = dict(kernel_initializer="lecun_normal")
 
 _PRESETS = {

@@ -35,6 +35,9 @@ MASKED_LM_PRESETS = {
         # Narrower and shorter than _SMALL: 32-byte windows, one latent per byte, two layers. In
         # a few minutes here this learns from context (held-out masked accuracy well above the
         # most-frequent byte), where _SMALL's 128-byte windows stayed at that baseline for 1,200 steps.
+        # `python -m zoo train masked_language_modeling --preset pydoc_mlm --out runs/pydoc_mlm`
+        # (3,000 steps, 703 s on two shared cores): 31.1% of the held-out masked bytes against 17.0% for
+        # the most frequent one (31.4% before every sub-layer got its own initializer).
         dict(_SMALL, sequence_length=32, embedding_channels=64, num_latents=32, num_latent_channels=64,
              qk_channels=32, v_channels=64, num_self_attention_layers_per_block=2, decoder_num_heads=4,
              decoder_qk_channels=32, dropout=0.0),
@@ -70,6 +73,8 @@ CLASSIFIER_PRESETS = {
                            schedule="cosine", warmup_epochs=1)),
     ),
     "source_type": (
+        # 4 epochs (168 s on two shared cores): 87.4% test accuracy against 33.3% for the majority class
+        # (84.8% before every sub-layer got its own initializer).
         dict(_SMALL, num_classes=3, dropout=0.1),
         dict(dataset="source_type", num_classes=3,
              description="Offline: is a byte snippet Python source, a C header or English prose?",
