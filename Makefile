@@ -22,7 +22,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-# The main job, offline: train the digits classifier, evaluate, export SavedModel + 4 TFLite variants, verify.
+# The main job, offline: train the digits classifier, evaluate, export SavedModel + 5 TFLite variants, verify (LiteRT, vela, TFLite Micro).
 demo: install
 	$(PY) -m zoo demo --out demo_out
 

@@ -38,7 +38,8 @@ def run(out: str = "demo_out", epochs: int | None = None) -> int:
     accuracy = run_info["test_metrics"]["accuracy"]
     print(f"\n2/3 Test accuracy (360 held-out digits): {accuracy:.2%} (target {ACCURACY_TARGET:.0%})", flush=True)
 
-    print("\n3/3 Exporting SavedModel + TFLite float32/float16/dynamic/int8 and verifying them ...", flush=True)
+    print("\n3/3 Exporting SavedModel + TFLite float32/float16/dynamic/int8/int16x8 (batch 1), verifying them in LiteRT "
+          "and on the edge toolchains (Arm vela for Ethos-U, TensorFlow Lite Micro) ...", flush=True)
     model, run_json = training.load_run(out / "run")
     arrays = export_arrays(**run_json["data"]["kwargs"])
     report = export.export_model(model, out / "export", calibration_data=arrays["calibration"],
