@@ -93,6 +93,12 @@ def _summary(size: int, latency: dict[str, float], accelerators: dict[str, Any] 
             "failures": failures}
 
 
+def _one_line(error: str | None, limit: int = 160) -> str:
+    """A tool's message as one table cell: whitespace collapsed, the end kept (where the reason is)."""
+    text = " ".join((error or "").split()).replace("|", "/")
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
 def page(results: dict[str, Any], command: str) -> str:
     """The Markdown page: the edge table per integer file, then integer against float32 on XNNPACK."""
     configs = sorted({config for r in results.values() for f in r["files"].values() for config in f["vela"]})
@@ -105,10 +111,10 @@ def page(results: dict[str, Any], command: str) -> str:
             for config in configs:
                 vela = summary["vela"].get(config, {})
                 cells.append(f"{vela['npu_ops']} / {vela['cpu_ops']}, {vela['inferences_per_second']:.0f}/s"
-                             if vela.get("ok") else f"failed: {(vela.get('error') or '')[-80:]}")
+                             if vela.get("ok") else f"failed: {_one_line(vela.get('error'))}")
             tflm = summary["tflm"]
             cells.append(f"{tflm['arena_bytes'] / 1024:.0f} KiB, {tflm['max_diff_steps']} steps" if tflm.get("ok")
-                         else f"failed: {tflm.get('error')}")
+                         else f"failed: {_one_line(tflm.get('error'))}")
             rows.append(cells)
     edge = harness.markdown_table(["preset", "file", "float ops", *[f"{c} NPU / CPU ops, est." for c in configs],
                                    "TFLite Micro arena, max diff"], rows)
