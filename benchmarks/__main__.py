@@ -31,8 +31,9 @@ def run_inference(args: argparse.Namespace, command: str) -> Path:
     results = inference.measure(model_names, batch_sizes, args.engines, warmup=args.warmup,
                                 repeats=args.repeats, log=lambda line: print(line, flush=True))
     results.update(command=command, warmup=args.warmup, repeats=args.repeats)
-    (args.out / f"{args.page}.json").write_text(json.dumps(results, indent=1))
-    return write_inference_page(results, args.out / f"{args.page}.md")
+    page = args.page or "inference"
+    (args.out / f"{page}.json").write_text(json.dumps(results, indent=1))
+    return write_inference_page(results, args.out / f"{page}.md")
 
 
 def write_inference_page(results: dict, path: Path) -> Path:
@@ -90,7 +91,8 @@ def run_learning(args: argparse.Namespace, command: str) -> Path:
     return learning.run(args.out, steps=args.steps, seeds=tuple(args.seeds), batch_size=args.batch_size,
                         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
                         warmup_fraction=args.warmup_fraction, epsilon=args.epsilon, eval_every=args.eval_every,
-                        threads=args.threads, command=command)
+                        threads=args.threads, keras_start=args.keras_start, page=args.page or "learning",
+                        command=command)
 
 
 RUNNERS = {"inference": run_inference, "training": run_training, "scaling": run_scaling, "profile": run_profile,
@@ -106,7 +108,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=["imagenet_fourier", "imagenet_learned", "imagenet_conv"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="default: 1 8 (--toy: 1 2)")
     parser.add_argument("--engines", nargs="+", default=list(inference.ENGINES), choices=inference.ENGINES)
-    parser.add_argument("--page", default="inference", help="inference results page name (PAGE.md, PAGE.json)")
+    parser.add_argument("--page", help="inference and learning page name (PAGE.md, PAGE.json; default: the suite's)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--training-model", default="small_fourier", choices=sorted(models.MODELS))
@@ -122,6 +124,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     learning.add_argument("--epsilon", type=float, help="AdamW epsilon, both sides (default: Keras' 1e-7)")
     learning.add_argument("--eval-every", type=int, default=50, help="steps between test evaluations")
     learning.add_argument("--threads", type=int, default=1, help="TensorFlow and torch threads (default 1)")
+    learning.add_argument("--keras-start", choices=("own", "torch"), default="own",
+                          help="Keras' initial weights: its own initialisers, or torch's for the same seed (a control)")
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.repeats < 1:
         parser.error(f"--warmup and --repeats must be >= 1. Received: --warmup {args.warmup} --repeats {args.repeats}")

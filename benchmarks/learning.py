@@ -207,6 +207,8 @@ def torch_job(job: dict[str, Any]) -> dict[str, Any]:
     data = dict(np.load(folder / "digits.npz"))
     torch.manual_seed(seed)
     model = getattr(transformers, HEAD)(transformers.PerceiverConfig.from_pretrained(folder / "reference"))
+    if job.get("keras_start") == "torch":  # The Keras run of this seed starts from these weights.
+        model.save_pretrained(folder / f"torch_start_{seed}")
     optimizer, schedule = torch_optimizer(model, settings)
     x_train, y_train = torch.from_numpy(data["x_train"].transpose(0, 3, 1, 2).copy()), torch.from_numpy(data["y_train"])
     x_test, y_test = _pixels(data["x_test"]), torch.from_numpy(data["y_test"])
@@ -254,8 +256,11 @@ def keras_job(job: dict[str, Any]) -> dict[str, Any]:
     data = dict(np.load(folder / "digits.npz"))
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(seed)
-    converted = from_transformers(folder / "reference")  # The architecture; its weights are then dropped.
-    model = type(converted).from_config(converted.get_config())
+    if job.get("keras_start") == "torch":
+        model = from_transformers(folder / f"torch_start_{seed}")
+    else:
+        converted = from_transformers(folder / "reference")  # The architecture; its weights are then dropped.
+        model = type(converted).from_config(converted.get_config())
     keras_compile(model, settings)
     x_train, y_train = tf.constant(data["x_train"]), tf.constant(data["y_train"].astype("int32"))
     indices = batch_indices(seed, len(data["y_train"]), settings["batch_size"], settings["steps"])
@@ -341,45 +346,52 @@ def _commit() -> dict[str, Any]:
 
 def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2), batch_size: int = 64,
         learning_rate: float = 1e-3, weight_decay: float = 0.05, warmup_fraction: float = 0.1,
-        epsilon: float | None = None, eval_every: int = 50, threads: int | None = None, frameworks: tuple[str, ...] = ("torch", "keras"),
-        command: str = "python -m benchmarks learning") -> Path:
-    """Trains every seed in both frameworks; writes learning.json after each run, then learning.md and
-    learning.png; returns the page's path.
+        epsilon: float | None = None, eval_every: int = 50, threads: int = 1, keras_start: str = "own",
+        page: str = "learning", command: str = "python -m benchmarks learning") -> Path:
+    """Trains every seed in both frameworks; writes PAGE.json after each run, then PAGE.md and
+    PAGE.png; returns the page's path.
+
+    `keras_start="torch"` is a control: Keras starts from the torch run's initial weights of the same
+    seed (converted with `from_transformers`) instead of its own initialisation.
 
     One thread per framework by default: on shared cores, torch's OpenMP threads wait on each other
     and a contended two-thread run can take many times as long.
     """
     from benchmarks import learning_report
 
-    if threads < 1 or steps < 1 or batch_size < 1 or eval_every < 1 or steps % eval_every or not seeds or not 0 <= warmup_fraction < 1:
+    if keras_start not in ("own", "torch"):
+        raise ValueError(f"Expected keras_start 'own' or 'torch'. Received: keras_start={keras_start!r}")
+    if (threads < 1 or steps < 1 or batch_size < 1 or eval_every < 1 or steps % eval_every or not seeds
+            or not 0 <= warmup_fraction < 1):
         raise ValueError(
-            "Expected threads >= 1, steps >= 1, batch_size >= 1, eval_every >= 1 dividing steps, at least one seed and "
-            f"0 <= warmup_fraction < 1. Received: steps={steps}, batch_size={batch_size}, eval_every={eval_every}, "
-            f"seeds={list(seeds)}, warmup_fraction={warmup_fraction}, threads={threads}")
+            "Expected threads >= 1, steps >= 1, batch_size >= 1, eval_every >= 1 dividing steps, at least one "
+            f"seed and 0 <= warmup_fraction < 1. Received: steps={steps}, batch_size={batch_size}, "
+            f"eval_every={eval_every}, seeds={list(seeds)}, warmup_fraction={warmup_fraction}, threads={threads}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                     warmup_steps=round(steps * warmup_fraction), eval_every=eval_every, epsilon=epsilon)
     results: dict[str, Any] = {
         "command": command, "head": HEAD, "config": CONFIG, "settings": settings, "threads": threads,
-        "seeds": list(seeds), "code": _commit(), "cpu": harness.cpu_description(), "versions": harness.versions(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": {f: {} for f in frameworks},
+        "seeds": list(seeds), "keras_start": keras_start, "code": _commit(), "cpu": harness.cpu_description(),
+        "versions": harness.versions(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": {"torch": {}, "keras": {}},
     }
-    json_path = out_dir / "learning.json"
+    json_path = out_dir / f"{page}.json"
 
     def save() -> None:
         harness.write_page(json_path, json.dumps(results, indent=1))
 
     env = {"OMP_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory(prefix="perceiver-learning-") as folder:
-        job = dict(folder=folder, threads=threads, settings=settings, config=CONFIG)
+        job = dict(folder=folder, threads=threads, settings=settings, config=CONFIG, keras_start=keras_start)
         results["check"] = harness.run_worker(dict(job, run="benchmarks.learning:prepare_job"), TIMEOUT_S, env=env)
         save()
         if "error" in results["check"]:
             raise RuntimeError(f"The preparation worker failed: {results['check']['error']}")
         job["settings"] = dict(settings, betas=results["check"]["betas"], epsilon=results["check"]["epsilon"])
         for seed in seeds:  # Frameworks alternate, so a change in the machine's load hits both alike.
-            for framework in frameworks:
+            for framework in ("torch", "keras"):  # torch first: a `keras_start="torch"` run needs its weights.
                 print(f"learning: {framework} seed {seed} ...", flush=True)
                 result = harness.run_worker(dict(job, seed=seed, run=f"benchmarks.learning:{framework}_job"),
                                             TIMEOUT_S, env=env)
@@ -387,5 +399,5 @@ def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2),
                 save()
                 print(f"learning: {framework} seed {seed}: "
                       + (result.get("error") or f"test accuracy {result['final_test_accuracy']:.4f}"), flush=True)
-    learning_report.plot(results, out_dir / "learning.png")
-    return harness.write_page(out_dir / "learning.md", learning_report.page(results))
+    learning_report.plot(results, out_dir / f"{page}.png")
+    return harness.write_page(out_dir / f"{page}.md", learning_report.page(results, image=f"{page}.png"))

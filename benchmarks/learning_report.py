@@ -73,9 +73,9 @@ def _check_rows(check: dict[str, Any]) -> list[list[Any]]:
          f"max abs diff {check['forward_max_abs_diff']:.2g}", "-"],
         ["learning rate at 5 steps (Keras schedule vs torch LambdaLR)", "-",
          f"max abs diff {check['schedule_max_abs_diff']:.2g}", "-"],
-        ["3 AdamW steps from the same weights, same batches", f"max abs logit {check['three_steps_max_abs_logit']:.3g}"
-         f" (moved by {check['three_steps_logit_change']:.3g})", f"max abs diff {check['three_steps_max_abs_diff']:.2g}",
-         "-"],
+        ["3 AdamW steps from the same weights, same batches",
+         f"max abs logit {check['three_steps_max_abs_logit']:.3g} (moved by {check['three_steps_logit_change']:.3g})",
+         f"max abs diff {check['three_steps_max_abs_diff']:.2g}", "-"],
         ["the same 3 steps with epsilon 1e-12 on both sides", "-",
          f"max abs diff {check['three_steps_tiny_epsilon_max_abs_diff']:.2g}", "-"],
     ]
@@ -89,7 +89,17 @@ def _range(spread: dict[str, float], digits: int) -> str:
     return f"{spread['min']:.{digits}f}-{spread['max']:.{digits}f}"
 
 
-def page(results: dict[str, Any]) -> str:
+def _start_sentence(results: dict[str, Any]) -> str:
+    if results.get("keras_start") == "torch":
+        return ("Control run: each Keras run starts from the torch run's initial weights of the same seed "
+                "(transformers' `_init_weights`, written with `save_pretrained` and loaded with "
+                "`from_transformers`), so both sides start from the same point and see the same batches. ")
+    return ("Each side starts from its own fresh initialisation, seeded with the seed: PyTorch from transformers' "
+            "`_init_weights`; Keras from perceiver_keras' default initialisers at the commit above (the model "
+            "`from_transformers` builds, re-created with `from_config`, so no torch weights are carried over). ")
+
+
+def page(results: dict[str, Any], image: str = "learning.png") -> str:
     settings, config, check = results["settings"], results["config"], results["check"]
     summaries = {f: summary(results, f) for f in results["runs"]}
     rows = []
@@ -137,10 +147,8 @@ def page(results: dict[str, Any]) -> str:
         "decayed: biases, LayerNorm parameters and the trainable position encodings (input positions and "
         "the classification query) - `zoo.schedules.make_optimizer`'s rule, mirrored in torch parameter groups.",
         "",
-        "Each side starts from its own fresh initialisation, seeded with the seed: PyTorch from transformers' "
-        "`_init_weights`; Keras from perceiver_keras' default initialisers at the commit above (the model "
-        "`from_transformers` builds, re-created with `from_config`, so no torch weights are carried over). "
-        f"Test accuracy and loss are measured on all test images every {settings['eval_every']} steps "
+        _start_sentence(results)
+        + f"Test accuracy and loss are measured on all test images every {settings['eval_every']} steps "
         "(Keras: `fit`'s `validation_data`); the training loss plotted is the mean over those steps. "
         f"Each run is a fresh process; TensorFlow (intra- and inter-op) and torch both get {results['threads']} "
         f"thread(s). Keras `jit_compile` resolved to {', '.join(map(str, sorted(jit))) or 'n/a'} (the "
@@ -161,7 +169,7 @@ def page(results: dict[str, Any]) -> str:
         "## Per seed",
         "",
         harness.markdown_table(seed_columns, seed_rows),
-        "![Training loss, test loss and test accuracy of both frameworks, every seed](learning.png)",
+        f"![Training loss, test loss and test accuracy of both frameworks, every seed]({image})",
         "",
         "Remaining differences: the initial weights (each framework's own initialisers and random streams); "
         "Keras' Adam adds epsilon to sqrt(v) before the bias correction, torch after (an effective epsilon "
@@ -214,7 +222,7 @@ def main(argv: list[str]) -> int:
     json_path = Path(argv[0])
     results = json.loads(json_path.read_text())
     plot(results, json_path.with_suffix(".png"))
-    harness.write_page(json_path.with_suffix(".md"), page(results))
+    harness.write_page(json_path.with_suffix(".md"), page(results, image=json_path.with_suffix(".png").name))
     return 0
 
 

@@ -42,8 +42,8 @@ def test_tiny_run_writes_page_plot_and_json(tmp_path):
         assert run["parameters"] == check["parameters"]["torch"]
         assert run["active_dropout_layers"] == 0
         assert run["curves"]["eval_steps"] == [0, 2, 4] and run["curves"]["train_steps"] == [2, 4]
-        for value in (run["final_test_accuracy"], run["final_test_loss"], run["final_train_loss"], run["median_step_s"]):
-            assert math.isfinite(value), (framework, run)
+        for key in ("final_test_accuracy", "final_test_loss", "final_train_loss", "median_step_s"):
+            assert math.isfinite(run[key]), (framework, key, run[key])
     rows = markdown_rows(page_path.read_text(), "| framework |")
     assert sorted(rows) == sorted(learning_report.FRAMEWORKS.values())
     for cells in rows.values():
