@@ -171,10 +171,14 @@ def page(results: dict[str, Any], image: str = "learning.png") -> str:
         harness.markdown_table(seed_columns, seed_rows),
         f"![Training loss, test loss and test accuracy of both frameworks, every seed]({image})",
         "",
-        "Remaining differences: the initial weights (each framework's own initialisers and random streams); "
-        "Keras' Adam adds epsilon to sqrt(v) before the bias correction, torch after (an effective epsilon "
-        "larger by 1/sqrt(1 - beta_2^t) early on: negligible at these gradient sizes, see the 3-step check); "
-        "Keras computes the schedule in float32; TensorFlow and torch kernels sum in different orders.",
+        "Remaining differences: the initial weights (each framework's own initialisers and random streams, "
+        "unless `--keras-start torch`); where Adam adds epsilon: Keras adds it to sqrt(v) before the bias "
+        "correction, torch after, so Keras' effective epsilon is larger by 1/sqrt(1 - beta_2^t) (about 32x at "
+        "step 1, 3x at step 100, 1.3x at step 1000) - this is the whole of the 3-step difference above, as the "
+        "row with epsilon 1e-12 shows (`--epsilon` sets it on both sides); Keras computes the schedule in "
+        "float32; TensorFlow and torch kernels sum in different orders. In this under-trained regime a run is "
+        "chaotic: a difference that small at step 1 grows into a different outcome (`--keras-start torch`, "
+        "the same start and batches on both sides, shows how far runs from one start spread).",
         "",
     ])
 
