@@ -60,6 +60,26 @@ def reset_peak_memory() -> bool:
         return False
 
 
+
+def step_timer():
+    """A Keras callback recording each `fit` batch's wall time in `.durations` (keras is imported
+    only when called, so torch-only workers never load it)."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.durations: list[float] = []
+            self._start = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.durations.append(time.perf_counter() - self._start)
+
+    return StepTimer()
+
 def emit(result: dict[str, Any]) -> None:
     """Prints a worker's result where `run_worker` finds it."""
     print(RESULT_MARKER + json.dumps(result), flush=True)

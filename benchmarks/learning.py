@@ -286,18 +286,6 @@ def _keras_callbacks(curves: dict[str, list], eval_every: int) -> tuple:
     is `eval_every` steps: its loss is their mean, then `fit` evaluates the test split)."""
     import keras
 
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.durations: list[float] = []
-            self._start = 0.0
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.durations.append(time.perf_counter() - self._start)
-
     class CurveRecorder(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             step = (epoch + 1) * eval_every
@@ -305,7 +293,7 @@ def _keras_callbacks(curves: dict[str, list], eval_every: int) -> tuple:
             curves["train_loss"].append(float(logs["loss"]))
             _record_eval(curves, step, logs["val_loss"], logs["val_accuracy"])
 
-    return StepTimer(), CurveRecorder()
+    return harness.step_timer(), CurveRecorder()
 
 
 def _empty_curves() -> dict[str, list]:

@@ -82,25 +82,6 @@ def torch_job(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _step_timer():
-    """A callback recording each `fit` batch's wall time (keras is imported only in Keras workers)."""
-    import keras
-
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.durations: list[float] = []
-            self._start = 0.0
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.durations.append(time.perf_counter() - self._start)
-
-    return StepTimer()
-
-
 def keras_job(job: dict[str, Any]) -> dict[str, Any]:
     """One worker: `from_transformers` under the job's dtype policy, compiled and trained with `fit`."""
     import keras
@@ -118,7 +99,7 @@ def keras_job(job: dict[str, Any]) -> dict[str, Any]:
     )
     images, labels = training_batch(model_spec, job["batch_size"])
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(job["batch_size"]).repeat()
-    timer = _step_timer()
+    timer = harness.step_timer()
     history = model.fit(data, steps_per_epoch=job["warmup"] + job["steps"], epochs=1, verbose=0, callbacks=[timer])
     dropouts = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dropout) and layer.rate > 0]
     scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
