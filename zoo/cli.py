@@ -11,6 +11,13 @@ from pathlib import Path
 
 from zoo import registry
 
+def _labels(text: str) -> list[int]:
+    try:
+        return [int(label) for label in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Expected comma-separated integer labels, e.g. 6,7,8,9. Received: {text!r}") from None
+
+
 _TRAIN_OPTIONS = {  # flag -> (type, help)
     "epochs": (int, "epochs to train"),
     "batch_size": (int, "global batch size"),
@@ -30,6 +37,8 @@ _TRAIN_OPTIONS = {  # flag -> (type, help)
     "manual_dir": (str, "TFDS manual download directory (ImageNet)"),
     "take": (int, "train on the first N examples only"),
     "eval_take": (int, "evaluate on the first N examples only"),
+    "classes": (_labels, "image classification: train and test on these labels only, relabelled 0..K-1 in this "
+                         "order, e.g. 6,7,8,9 with --set num_classes=4"),
     "corpus": (str, "masked LM corpus: c4, wikipedia, pydoc or text_files (default: the preset's)"),
     "text_files": (str, "masked LM corpus files: a .txt file, a folder or a glob"),
     "mask_probability": (float, "masked LM: fraction of words masked (0.15)"),
@@ -71,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run directory (resumed if interrupted)")
     _add_training_options(train, "override a model builder argument, e.g. --set num_blocks=2")
     train.add_argument("--overwrite", action="store_true", help="train again over a finished run")
+    train.add_argument("--init-from", metavar="SOURCE", help="fine-tune: start from every weight whose path and shape "
+                       "match in a run directory, a .keras file, a transformers save_pretrained folder (safetensors) "
+                       "or a keras-hub preset directory; run.json lists what was not loaded and why")
+    train.add_argument("--freeze-backbone", action="store_true", help="with --init-from: train the head alone "
+                       "(every loaded weight outside the query, decoder and postprocessor is frozen)")
     train.add_argument("--strategy", default=None, help="default, mirrored, multi_worker (TF_CONFIG), tpu, or "
                        "data_parallel (JAX); --batch-size stays the global batch")
     train.add_argument("--worker-timeout", type=float, default=300.0,
@@ -158,7 +172,8 @@ def _run(args: argparse.Namespace) -> int:
 
         run = training.train(args.task, args.preset, args.out, model_overrides=dict(args.overrides),
                              overwrite=args.overwrite, strategy=args.strategy,
-                             worker_timeout=args.worker_timeout, **options)
+                             worker_timeout=args.worker_timeout, init_from=args.init_from,
+                             freeze_backbone=args.freeze_backbone, **options)
         print(json.dumps(run["test_metrics"], indent=2))
         return 0
     if args.command == "evaluate":

@@ -27,7 +27,8 @@ from tensorflow import data as tf_data
 
 from export.report import strict_json
 from export.run_directory import file_sha256, read_finished_run, read_run_json
-from zoo import distribute, registry
+from zoo import distribute, finetune, registry
+from zoo.finetune import load_matching_weights  # noqa: F401  (the fine-tuning API, also as zoo.training's)
 from zoo.schedules import make_optimizer
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -192,7 +193,8 @@ def _as_json(value: Any) -> Any:
 
 def train(task: str, preset_name: str, out: str | os.PathLike, *, model_overrides: dict[str, Any] | None = None,
           overwrite: bool = False, verbose: int | str = "auto", strategy: str | None = None,
-          worker_timeout: float = 300.0, **option_overrides: Any) -> dict[str, Any]:
+          worker_timeout: float = 300.0, init_from: str | os.PathLike | None = None, freeze_backbone: bool = False,
+          **option_overrides: Any) -> dict[str, Any]:
     """Fits a preset with `model.fit` and writes a run directory; resumes an interrupted one.
 
     Args:
@@ -204,6 +206,10 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         verbose: Keras' verbosity (the progress bar by default).
         strategy: one of `zoo.distribute.STRATEGIES`, e.g. "mirrored"; `batch_size` stays the global batch.
         worker_timeout: "multi_worker": seconds to wait for the workers of TF_CONFIG before raising.
+        init_from: start from the weights of a run directory, `.keras` file, transformers folder or
+            keras-hub preset: every weight whose path and shape match (`zoo.finetune`); run.json's
+            "init_from" lists what was not loaded and why. A resumed run keeps its trained weights.
+        freeze_backbone: with `init_from`, train the head alone (run.json's "init_from"."frozen").
         **option_overrides: training options (epochs, batch_size, optimizer, learning_rate,
             weight_decay, schedule, warmup_epochs, ema_momentum, label_smoothing, precision,
             jit_compile, seed, steps_per_epoch, augment, rand_augment, mixup, cutmix, data_dir,
@@ -218,6 +224,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     task_obj = registry.get_task(task)
     out = Path(out)
     resumed = _open_run(out, overwrite)
+    option_overrides = {**option_overrides, "freeze_backbone": True if freeze_backbone else None,
+                        "init_from": None if init_from is None else str(Path(init_from).expanduser().absolute())}
     if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
         differences = _differences(resumed, task, preset_name, dict(model_overrides or {}), option_overrides)
         if differences:
@@ -232,6 +240,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     model_overrides = {**task_model_overrides(task_obj, preset, options), **(model_overrides or {})}
     preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     dist = distribute.make_strategy(strategy, worker_timeout)
+    source = finetune.source_for_run(options, resumed, out / "backup")  # before the seed: reading builds a model
     written = distribute.write_dir(out, dist)  # the run directory, or a non-chief worker's temporary folder
     written.mkdir(parents=True, exist_ok=True)
 
@@ -242,6 +251,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     try:
         scope.enter_context(distribute.scope(dist))  # model, optimizer and metrics get distributed variables
         model = registry.create_model(preset_name, **model_overrides)
+        init_record = finetune.start_run(model, source, options, resumed, verbose)  # before compile: it may freeze
         train_ds, test_ds = (distribute.shard_by_data(ds) for ds in
                              task_obj.datasets(preset, options["batch_size"], options["seed"], options))
         steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
@@ -271,6 +281,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
             "started": resumed["started"] if resumed else time.strftime("%Y-%m-%dT%H:%M:%S"),
             "distribution": {"strategy": strategy or "default", "replicas": distribute.num_replicas(dist)},
         }
+        if init_record:
+            run["init_from"] = init_record
         write_json(written / "run.json", run)
         (written / "checkpoints").mkdir(exist_ok=True)
         backup = (keras.callbacks.BackupAndRestore(str(out / "backup")) if written == out else

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -138,6 +138,7 @@ def make_dataset(
     repeat: bool = False,
     take: int | None = None,
     augment_geometry: bool = True,
+    classes: Sequence[int] | None = None,
 ) -> tf.data.Dataset:
     """Builds the batched input pipeline of an image-classification dataset.
 
@@ -167,6 +168,8 @@ def make_dataset(
         take: keep only the first `take` examples of the split (before shuffling).
         augment_geometry: with `training`, apply the dataset's default crop/shift/flip; False
             keeps only the shuffling (and the optional RandAugment/MixUp/CutMix).
+        classes: keep only the examples of these labels, relabelled 0..K-1 in the order given
+            (e.g. (6, 7, 8, 9): a 6 becomes 0); `take` counts kept examples, one-hot labels have K entries.
 
     Returns:
         A dataset of `(images, labels)`: float32 (B, H, W, C) and int32 (B,) or float32 one-hot
@@ -190,6 +193,9 @@ def make_dataset(
     shuffle_files = training and take is None
     ds = _load(info, split, shuffle_files=shuffle_files, seed=seed, data_dir=data_dir,
                manual_dir=manual_dir)
+    num_classes = info.num_classes
+    if classes is not None:
+        ds, num_classes = _keep_classes(ds, info, classes), len(classes)
     if take is not None:
         ds = ds.take(take)
     if info.image_shape[0] is not None:
@@ -207,7 +213,7 @@ def make_dataset(
     else:
         ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
     if one_hot:
-        ds = ds.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)), num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if training and (mixup > 0 or cutmix > 0):
         mixer = augment.BatchMixer(mixup, cutmix, seed)
@@ -223,6 +229,7 @@ def calibration_images(
     image_size: int | None = None,
     data_dir: str | None = None,
     manual_dir: str | None = None,
+    classes: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Returns the first `num_samples` training images, evaluation-preprocessed.
 
@@ -234,7 +241,7 @@ def calibration_images(
         float32 (num_samples, H, W, C), normalised; fewer rows if the split is smaller.
     """
     ds = make_dataset(name, "train", batch_size=num_samples, image_size=image_size,
-                      data_dir=data_dir, manual_dir=manual_dir, take=num_samples)
+                      data_dir=data_dir, manual_dir=manual_dir, take=num_samples, classes=classes)
     return np.concatenate([images for images, _ in ds.as_numpy_iterator()])
 
 
@@ -245,6 +252,24 @@ def _get_info(name: str) -> DatasetInfo:
             f"Received: name={name!r}"
         )
     return DATASETS[name]
+
+
+def _keep_classes(ds: tf.data.Dataset, info: DatasetInfo, classes: Sequence[int]) -> tf.data.Dataset:
+    """The examples of `classes` only, labelled by their place in it."""
+    classes = list(classes)
+    wrong = [c for c in classes if not isinstance(c, (int, np.integer)) or not 0 <= c < info.num_classes]
+    if not classes or wrong or len(set(classes)) != len(classes):
+        raise ValueError(f"Expected distinct labels of {info.name} in 0..{info.num_classes - 1}. Received: "
+                         f"classes={classes}")
+    new_label = np.full(info.num_classes, -1, np.int32)
+    new_label[classes] = np.arange(len(classes), dtype=np.int32)
+    table = tf.constant(new_label)
+    ds = ds.map(lambda image, label: (image, tf.gather(table, label))).filter(lambda image, label: label >= 0)
+    if info.image_shape[0] is None:
+        return ds  # ImageNet: counting would read every JPEG (training needs --steps-per-epoch then)
+    # Counted once, so that an epoch keeps a known number of batches (labels only; small datasets).
+    count = int(ds.map(lambda image, label: label).reduce(0, lambda n, _: n + 1))
+    return ds.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _resolve_split(info: DatasetInfo, split: str) -> str:

@@ -20,7 +20,7 @@ class ImageClassificationTask:
         """(train, test) tf.data pipelines for the preset's dataset."""
         dataset, size = preset.metadata["dataset"], preset.config["image_shape"][0]
         common = dict(image_size=size, data_dir=options.get("data_dir"), manual_dir=options.get("manual_dir"),
-                      one_hot=True)
+                      one_hot=True, classes=kept_classes(preset, options))
         train = data.make_dataset(
             dataset, "train", batch_size=batch_size, training=True, seed=seed,
             rand_augment=options.get("rand_augment", False), mixup=options.get("mixup", 0.0),
@@ -43,17 +43,32 @@ class ImageClassificationTask:
         return {
             "builder": "zoo.image_classification.task:export_arrays",
             "kwargs": {"dataset": preset.metadata["dataset"], "image_size": preset.config["image_shape"][0],
-                       "data_dir": options.get("data_dir"), "manual_dir": options.get("manual_dir")},
+                       "data_dir": options.get("data_dir"), "manual_dir": options.get("manual_dir"),
+                       "classes": kept_classes(preset, options)},
         }
 
 
+def kept_classes(preset: Preset, options: dict[str, Any]) -> list[int] | None:
+    """The `classes` option (the labels a run trains and tests on), checked against the model's num_classes."""
+    classes = options.get("classes")
+    if classes is None:
+        return None
+    classes = [int(c) for c in (classes.split(",") if isinstance(classes, str) else classes)]
+    if len(classes) != preset.config["num_classes"]:
+        raise ValueError(f"--classes keeps {len(classes)} labels but the model has num_classes="
+                         f"{preset.config['num_classes']}: pass --set num_classes={len(classes)}. Received: "
+                         f"classes={classes}")
+    return classes
+
+
 def export_arrays(dataset: str, image_size: int, data_dir: str | None = None, manual_dir: str | None = None,
-                  num_calibration: int = 256, num_eval: int | None = None) -> dict[str, Any]:
+                  num_calibration: int = 256, num_eval: int | None = None,
+                  classes: list[int] | None = None) -> dict[str, Any]:
     """Calibration images from the train split and held-out (images, labels) from the test split."""
     calibration = data.calibration_images(dataset, num_samples=num_calibration, image_size=image_size,
-                                          data_dir=data_dir, manual_dir=manual_dir)
+                                          data_dir=data_dir, manual_dir=manual_dir, classes=classes)
     test = data.make_dataset(dataset, "test", batch_size=256, image_size=image_size, data_dir=data_dir,
-                             manual_dir=manual_dir, take=num_eval)
+                             manual_dir=manual_dir, take=num_eval, classes=classes)
     images, labels = zip(*test.as_numpy_iterator())
     return {"calibration": calibration, "eval": (np.concatenate(images), np.concatenate(labels))}
 
