@@ -91,7 +91,7 @@ def run_learning(args: argparse.Namespace, command: str) -> Path:
     return learning.run(args.out, steps=args.steps, seeds=tuple(args.seeds), batch_size=args.batch_size,
                         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
                         warmup_fraction=args.warmup_fraction, epsilon=args.epsilon, eval_every=args.eval_every,
-                        threads=args.threads, keras_start=args.keras_start, page=args.page or "learning",
+                        threads=args.threads, keras_start=args.keras_start, head=args.head, page=args.page or "learning",
                         command=command)
 
 
@@ -124,6 +124,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     learning.add_argument("--epsilon", type=float, help="AdamW epsilon, both sides (default: Keras' 1e-7)")
     learning.add_argument("--eval-every", type=int, default=50, help="steps between test evaluations")
     learning.add_argument("--threads", type=int, default=1, help="TensorFlow and torch threads (default 1)")
+    learning.add_argument("--head", choices=("learned", "fourier"), default="learned",
+                          help="transformers' image head: trainable or Fourier position encodings")
     learning.add_argument("--keras-start", choices=("own", "torch"), default="own",
                           help="Keras' initial weights: its own initialisers, or torch's for the same seed (a control)")
     args = parser.parse_args(argv)

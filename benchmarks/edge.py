@@ -99,7 +99,7 @@ def _one_line(error: str | None, limit: int = 160) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def page(results: dict[str, Any], command: str) -> str:
+def page(results: dict[str, Any], command: str, ops: dict[str, Any] | None = None) -> str:
     """The Markdown page: the edge table per integer file, then integer against float32 on XNNPACK."""
     configs = sorted({config for r in results.values() for f in r["files"].values() for config in f["vela"]})
     rows = []
@@ -136,8 +136,23 @@ def page(results: dict[str, Any], command: str) -> str:
         "do not depend on the training. `NPU / CPU ops` are vela's counts after its own lowering (a softmax is "
         "several NPU operations); `est.` is vela's inferences per second. TFLite Micro: arena bytes and the largest "
         "difference from LiteRT's outputs in quantisation steps.", "", edge, "",
-        "## Integer against float32 on the CPU (LiteRT, XNNPACK, batch 1, median)", "", speed,
+        "## Integer against float32 on the CPU (LiteRT, XNNPACK, batch 1, median)", "", speed, "",
+        *(_ops_section(ops) if ops else []),
     ])
+
+
+def _ops_section(ops: dict[str, Any]) -> list[str]:
+    from benchmarks import xnnpack_ops
+
+    return [
+        "## Why: which operators XNNPACK takes in each type (`benchmarks/xnnpack_ops.py`)", "",
+        "Each operator of our integer files converted alone (a small preset's attention shapes: "
+        f"{xnnpack_ops.HEADS} heads, {xnnpack_ops.LATENTS} latents, {xnnpack_ops.INPUTS} inputs, "
+        f"{xnnpack_ops.CHANNELS} channels) and run in LiteRT with its default delegate, 1 thread, median "
+        "of 200 calls. `XNNPACK`: the delegate took it; `LiteRT kernel`: it runs in LiteRT's own kernels "
+        "and splits the delegated graph.", "",
+        harness.markdown_table(xnnpack_ops.COLUMNS, xnnpack_ops.table_rows(ops)),
+    ]
 
 
 def main(argv: list[str] | None = None, command: str = "python -m benchmarks edge") -> Path:
@@ -156,7 +171,12 @@ def main(argv: list[str] | None = None, command: str = "python -m benchmarks edg
             continue
         results[name] = measure_preset(name, args.latency_runs, tuple(args.configs))
         harness.write_page(store, json.dumps(results, indent=2) + "\n")  # each preset kept as soon as measured
-    return harness.write_page(args.out / "edge.md", page({n: results[n] for n in args.presets if n in results}, command))
+    from benchmarks import xnnpack_ops
+
+    ops = xnnpack_ops.run()
+    harness.write_page(args.out / "xnnpack_ops.json", json.dumps(ops, indent=2) + "\n")
+    return harness.write_page(args.out / "edge.md", page({n: results[n] for n in args.presets if n in results},
+                                                          command, ops))
 
 
 if __name__ == "__main__":

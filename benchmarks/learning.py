@@ -29,14 +29,18 @@ import numpy as np
 
 from benchmarks import harness
 
-HEAD = "PerceiverForImageClassificationLearned"
-# transformers' Learned head fixes a 1x1 conv to 256 channels and 256 trainable position channels
-# (so d_model = 512); the latent side is small enough to train here in minutes.
-CONFIG = dict(
-    image_size=8, num_labels=10, d_model=512, num_latents=32, d_latents=64, qk_channels=64, v_channels=64,
+# The two image heads of transformers, reduced to 8x8 digits. The learned head fixes a 1x1 conv to
+# 256 channels and 256 trainable position channels (d_model = 512); the Fourier head concatenates the
+# pixels with fixed 2D Fourier features (64 bands, max_resolution 224: d_model = 3 + 2 * (2 * 64 + 1)).
+LATENT_CONFIG = dict(
+    image_size=8, num_labels=10, num_latents=32, d_latents=64, qk_channels=64, v_channels=64,
     num_blocks=1, num_self_attends_per_block=4, num_self_attention_heads=4, num_cross_attention_heads=1,
     attention_probs_dropout_prob=0.0,
 )
+HEADS = {
+    "learned": ("PerceiverForImageClassificationLearned", dict(LATENT_CONFIG, d_model=512)),
+    "fourier": ("PerceiverForImageClassificationFourier", dict(LATENT_CONFIG, d_model=261)),
+}
 TIMEOUT_S = 3600
 
 
@@ -146,7 +150,7 @@ def prepare_job(job: dict[str, Any]) -> dict[str, Any]:
     np.savez(folder / "digits.npz", **arrays)
 
     torch.manual_seed(0)
-    reference = getattr(transformers, HEAD)(transformers.PerceiverConfig(**job["config"])).eval()
+    reference = getattr(transformers, job["head"])(transformers.PerceiverConfig(**job["config"])).eval()
     reference.save_pretrained(folder / "reference")
     ours = from_transformers(folder / "reference")
     x = arrays["x_test"][:64]
@@ -206,7 +210,7 @@ def torch_job(job: dict[str, Any]) -> dict[str, Any]:
     folder, settings, seed = Path(job["folder"]), job["settings"], job["seed"]
     data = dict(np.load(folder / "digits.npz"))
     torch.manual_seed(seed)
-    model = getattr(transformers, HEAD)(transformers.PerceiverConfig.from_pretrained(folder / "reference"))
+    model = getattr(transformers, job["head"])(transformers.PerceiverConfig.from_pretrained(folder / "reference"))
     if job.get("keras_start") == "torch":  # The Keras run of this seed starts from these weights.
         model.save_pretrained(folder / f"torch_start_{seed}")
     optimizer, schedule = torch_optimizer(model, settings)
@@ -335,7 +339,7 @@ def _commit() -> dict[str, Any]:
 def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2), batch_size: int = 64,
         learning_rate: float = 1e-3, weight_decay: float = 0.05, warmup_fraction: float = 0.1,
         epsilon: float | None = None, eval_every: int = 50, threads: int = 1, keras_start: str = "own",
-        page: str = "learning", command: str = "python -m benchmarks learning") -> Path:
+        head: str = "learned", page: str = "learning", command: str = "python -m benchmarks learning") -> Path:
     """Trains every seed in both frameworks; writes PAGE.json after each run, then PAGE.md and
     PAGE.png; returns the page's path.
 
@@ -347,6 +351,9 @@ def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2),
     """
     from benchmarks import learning_report
 
+    if head not in HEADS:
+        raise ValueError(f"Expected head one of {sorted(HEADS)}. Received: head={head!r}")
+    head_class, config = HEADS[head]
     if keras_start not in ("own", "torch"):
         raise ValueError(f"Expected keras_start 'own' or 'torch'. Received: keras_start={keras_start!r}")
     if (threads < 1 or steps < 1 or batch_size < 1 or eval_every < 1 or steps % eval_every or not seeds
@@ -360,7 +367,7 @@ def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2),
     settings = dict(steps=steps, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                     warmup_steps=round(steps * warmup_fraction), eval_every=eval_every, epsilon=epsilon)
     results: dict[str, Any] = {
-        "command": command, "head": HEAD, "config": CONFIG, "settings": settings, "threads": threads,
+        "command": command, "head": head_class, "config": config, "settings": settings, "threads": threads,
         "seeds": list(seeds), "keras_start": keras_start, "code": _commit(), "cpu": harness.cpu_description(),
         "versions": harness.versions(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": {"torch": {}, "keras": {}},
@@ -372,7 +379,8 @@ def run(out_dir: Path, *, steps: int = 1000, seeds: tuple[int, ...] = (0, 1, 2),
 
     env = {"OMP_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory(prefix="perceiver-learning-") as folder:
-        job = dict(folder=folder, threads=threads, settings=settings, config=CONFIG, keras_start=keras_start)
+        job = dict(folder=folder, threads=threads, settings=settings, config=config, head=head_class,
+                   keras_start=keras_start)
         results["check"] = harness.run_worker(dict(job, run="benchmarks.learning:prepare_job"), TIMEOUT_S, env=env)
         save()
         if "error" in results["check"]:

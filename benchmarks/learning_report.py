@@ -144,8 +144,8 @@ def page(results: dict[str, Any], image: str = "learning.png") -> str:
         f"{settings['warmup_steps']} steps, then follows a cosine to zero at step {settings['steps']} "
         "(`zoo.schedules.FlatCosineSchedule(flat_fraction=0)` on the Keras side, a `LambdaLR` computing the "
         "same value per step on the torch side). Decayed: every kernel/weight and the latent array; not "
-        "decayed: biases, LayerNorm parameters and the trainable position encodings (input positions and "
-        "the classification query) - `zoo.schedules.make_optimizer`'s rule, mirrored in torch parameter groups.",
+        "decayed: biases, LayerNorm parameters and the trainable position encodings (the classification "
+        "query, and the input positions of the learned head) - `zoo.schedules.make_optimizer`'s rule, mirrored in torch parameter groups.",
         "",
         _start_sentence(results)
         + f"Test accuracy and loss are measured on all test images every {settings['eval_every']} steps "
