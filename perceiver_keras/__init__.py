@@ -65,10 +65,26 @@ _BYTE_TOKENIZER_NAMES = frozenset(
 )
 
 
+_HUB_NAMES = frozenset(
+    {"PerceiverBackbone", "PerceiverImageClassifier", "PerceiverMaskedLM", "PerceiverMultimodalAutoencoder",
+     "PerceiverOpticalFlow", "PerceiverTextClassifier", "PerceiverTokenizer"}
+)
+
+
 def __getattr__(name):
-    """Imports the TensorFlow-only `ByteTokenizer` (and its constants) on first access."""
+    """Imports the TensorFlow-only `ByteTokenizer` (and its constants) and the keras-hub classes on first access."""
     if name in _BYTE_TOKENIZER_NAMES:
         from perceiver_keras import byte_tokenizer
 
         return getattr(byte_tokenizer, name)
+    if name in _HUB_NAMES:
+        from perceiver_keras import hub
+
+        return getattr(hub, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# keras-hub finds presets' classes by registered name: register perceiver_keras.hub once keras_hub is imported.
+from perceiver_keras import _hub_registration  # noqa: E402
+
+_hub_registration.install()

@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--epochs", type=int)
     _add_tune_parser(commands)
+    convert = commands.add_parser("convert", help="turn a transformers save_pretrained folder (safetensors) into a "
+                                                  "keras-hub preset, checked against transformers' own model")
+    convert.add_argument("folder", help="the transformers folder: config.json and model.safetensors")
+    convert.add_argument("--out", required=True, help="the preset folder to write (replaced if it holds a preset)")
+    convert.add_argument("--no-parity", dest="parity", action="store_false",
+                         help="skip the comparison with transformers' PyTorch model (needs torch)")
     return parser
 
 
@@ -184,6 +190,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "tune":
         return _tune(args)
+    if args.command == "convert":
+        from zoo.convert.preset import to_preset
+
+        print(json.dumps(to_preset(args.folder, args.out, check_parity=args.parity), indent=2))
+        return 0
     from zoo import demo
 
     return demo.run(args.out, epochs=args.epochs)

@@ -99,4 +99,9 @@ def create_model(preset_name: str, /, **overrides: Any) -> keras.Model:
         )
     config = {**preset.config, **overrides}
     config.setdefault("name", preset_name)
-    return preset.builder(**config)
+    model = preset.builder(**config)
+    # What `model.save_to_preset(dir)` writes beside the weights (the data's normalisation among it).
+    from zoo.hub_presets import preset_metadata
+
+    model.preset_metadata = preset_metadata(preset)
+    return model

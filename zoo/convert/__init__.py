@@ -1,5 +1,6 @@
-"""Conversion of released Perceiver checkpoints into zoo models."""
+"""Conversion of released Perceiver checkpoints into zoo models and keras-hub presets."""
 
+from zoo.convert.preset import to_preset
 from zoo.convert.transformers import from_transformers
 
-__all__ = ["from_transformers"]
+__all__ = ["from_transformers", "to_preset"]

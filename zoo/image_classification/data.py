@@ -94,6 +94,12 @@ IMAGENET_IMAGE_SIZE = 224  # image_size=None for a dataset without a native size
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def pixel_normalization(name: str) -> tuple[float, tuple[float, ...], tuple[float, ...]]:
+    """(pixel_max, mean, std) of a dataset: its models see `(pixels / pixel_max - mean) / std` per channel."""
+    mean, std = NORMALIZATION[name]
+    return _PIXEL_MAX.get(name, 255.0), mean, std
+
+
 def load_digits_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Returns scikit-learn's digits with a fixed stratified 80/20 train/test split.
 

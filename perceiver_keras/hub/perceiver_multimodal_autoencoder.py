@@ -1,0 +1,94 @@
+"""`PerceiverMultimodalAutoencoder`: Perceiver IO's video, audio and label autoencoder as a keras-hub `Task`."""
+
+import keras
+from keras_hub.models import Task
+
+from perceiver_keras.hub import _preset_files, _task_checks
+from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
+from perceiver_keras.hub.perceiver_multimodal_autoencoder_preprocessor import (
+    PerceiverMultimodalAutoencoderPreprocessor,
+)
+from perceiver_keras.multimodal import MultimodalPreprocessor
+
+
+@keras.saving.register_keras_serializable(package="perceiver_keras")
+class PerceiverMultimodalAutoencoder(Task):
+    """A dict of modalities in ("audio", "image", "label" for the paper's model), the same decoded out.
+
+    The backbone embeds and concatenates the modalities and encodes them; one decoder runs over every
+    modality's queries (`MultimodalQuery`), and `MultimodalPostprocessor`'s heads give each modality back.
+    For each of `subsampled_modalities` the model also takes "<modality>_indices" (B, O) and decodes
+    those points only (subsampled decoding in training), as `MultimodalPerceiverIO`.
+
+    Args:
+        backbone: a `PerceiverBackbone` with a `MultimodalPreprocessor` input adapter.
+        query: a `MultimodalQuery` or its config.
+        decoder: a `PerceiverDecoder` or its config.
+        postprocessor: a `MultimodalPostprocessor` or its config.
+        preprocessor: optional `PerceiverMultimodalAutoencoderPreprocessor` (run by fit/predict/evaluate).
+        subsampled_modalities: modalities decoded at given indices only.
+
+    Example:
+    >>> from perceiver_keras import (MultimodalPostprocessor, MultimodalQuery, OneHotPreprocessor,
+    ...     PerceiverDecoder, PerceiverEncoder, TrainablePositionEncoding)
+    >>> backbone = PerceiverBackbone(MultimodalPreprocessor({"label": OneHotPreprocessor(3)}),
+    ...     PerceiverEncoder(4, 8, num_self_attention_layers_per_block=1, num_self_attention_heads=2))
+    >>> model = PerceiverMultimodalAutoencoder(backbone, MultimodalQuery({"label": TrainablePositionEncoding(1, 6)}),
+    ...     PerceiverDecoder(output_channels=8), MultimodalPostprocessor({"label": 3}, {"label": (3,)}))
+    >>> model({"label": keras.ops.ones((2, 3))})["label"].shape
+    (2, 3)
+
+    Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795, section 4.3.
+    """
+
+    backbone_cls = PerceiverBackbone
+    preprocessor_cls = PerceiverMultimodalAutoencoderPreprocessor
+    input_adapter_cls = MultimodalPreprocessor
+    task_description = "a multimodal autoencoder"
+
+    def __init__(self, backbone, query, decoder, postprocessor, preprocessor=None, subsampled_modalities=(), **kwargs):
+        _task_checks.check_backbone(type(self), backbone)
+        _task_checks.no_classes(type(self), kwargs)
+        self.backbone, self.preprocessor = backbone, preprocessor
+        self.query, self.decoder = _preset_files.as_layer(query), _preset_files.as_layer(decoder)
+        self.postprocessor = _preset_files.as_layer(postprocessor)
+        subsampled_modalities = sorted(subsampled_modalities)
+        decodable = set(self.query.queries) & set(self.postprocessor.output_channels)
+        if not set(subsampled_modalities) <= decodable:
+            raise ValueError(f"`subsampled_modalities` must be decoded modalities ({', '.join(sorted(decodable))}). "
+                             f"Received: subsampled_modalities={subsampled_modalities}")
+        modalities = backbone.input
+        indices = {key: keras.Input(shape=(None,), dtype="int32", name=f"{key}_indices") for key in subsampled_modalities}
+        embedded, latents = backbone.encode(modalities)
+        outputs = self.decoder(self.query(embedded, indices=indices or None), latents)
+        outputs = self.postprocessor(outputs, indices=indices or None)
+        inputs = {**modalities, **{f"{key}_indices": x for key, x in indices.items()}}
+        Task.__init__(self, inputs=inputs, outputs=outputs, **kwargs)
+        self.subsampled_modalities = subsampled_modalities
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """As `keras.Model.compile`; "auto": Adam(1e-4), L1 for every modality but "label" (cross-entropy)."""
+        if loss == "auto":
+            loss = {key: keras.losses.CategoricalCrossentropy(from_logits=True) if key == "label"
+                    else keras.losses.MeanAbsoluteError() for key in self.postprocessor.output_channels}
+        super().compile(optimizer=keras.optimizers.Adam(1e-4) if optimizer == "auto" else optimizer, loss=loss,
+                        metrics=None if metrics == "auto" else metrics, **kwargs)
+
+    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
+        """Writes the preset (task, backbone, preprocessor, metadata) to `preset_dir`, all or nothing."""
+        with _preset_files.writing(preset_dir) as folder:
+            super().save_to_preset(folder, max_shard_size=max_shard_size)
+            _preset_files.add_metadata(folder, type(self).__name__, metadata)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        _preset_files.check_preset(preset, cls, load_weights, cls.input_adapter_cls, cls.task_description)
+        return super().from_preset(preset, load_weights=load_weights, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(query=keras.saving.serialize_keras_object(self.query),
+                      decoder=keras.saving.serialize_keras_object(self.decoder),
+                      postprocessor=keras.saving.serialize_keras_object(self.postprocessor),
+                      subsampled_modalities=list(self.subsampled_modalities))
+        return config
