@@ -1,4 +1,8 @@
-"""Perceiver IO building blocks as Keras 3 layers (backend-agnostic: TensorFlow, JAX, PyTorch)."""
+"""Perceiver IO building blocks as Keras 3 layers (backend-agnostic: TensorFlow, JAX, PyTorch).
+
+Importing it registers everything a zoo model's `.keras` file references (layers, the learning-rate
+schedule, losses, metrics), so `keras.saving.load_model(path)` works with Keras' defaults.
+"""
 
 from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.blocks import CrossAttentionBlock, SelfAttentionBlock
@@ -6,7 +10,16 @@ from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.encoder import PerceiverEncoder
 from perceiver_keras.flow import FlowPostprocessor, FlowPreprocessor
 from perceiver_keras.image import ClassificationPostprocessor, ImagePreprocessor
+from perceiver_keras.losses import EndPointErrorLoss
 from perceiver_keras.media import AudioPreprocessor, FourierQuery, VideoPreprocessor
+from perceiver_keras.metrics import (
+    BinaryF1,
+    EndPointError,
+    MatthewsCorrelation,
+    PeakSignalToNoiseRatio,
+    PearsonCorrelation,
+    SpearmanCorrelation,
+)
 from perceiver_keras.mlp import PerceiverMLP
 from perceiver_keras.model import PerceiverIO
 from perceiver_keras.multimodal import (
@@ -17,6 +30,8 @@ from perceiver_keras.multimodal import (
 )
 from perceiver_keras.multimodal_model import MultimodalPerceiverIO
 from perceiver_keras.normalization import LayerNorm, gelu_tanh, integer_friendly
+from perceiver_keras.saving import load_model
+from perceiver_keras.schedules import FlatCosineSchedule
 from perceiver_keras.text import TextPreprocessor
 from perceiver_keras.position_encoding import (
     FourierPositionEncoding,
@@ -29,20 +44,27 @@ from perceiver_keras.position_encoding import (
 
 __all__ = [
     "AudioPreprocessor",
+    "BinaryF1",
     "ClassificationPostprocessor",
     "ImagePreprocessor",
     "CrossAttentionBlock",
+    "EndPointError",
+    "EndPointErrorLoss",
+    "FlatCosineSchedule",
     "FlowPostprocessor",
     "FlowPreprocessor",
     "FourierPositionEncoding",
     "FourierQuery",
     "InputQuery",
     "LayerNorm",
+    "MatthewsCorrelation",
     "MultimodalPerceiverIO",
     "MultimodalPostprocessor",
     "MultimodalPreprocessor",
     "MultimodalQuery",
     "OneHotPreprocessor",
+    "PeakSignalToNoiseRatio",
+    "PearsonCorrelation",
     "PerceiverAttention",
     "PerceiverDecoder",
     "PerceiverEncoder",
@@ -50,6 +72,7 @@ __all__ = [
     "PerceiverMLP",
     "SelfAttentionBlock",
     "SinusoidalInitializer",
+    "SpearmanCorrelation",
     "TextPreprocessor",
     "TrainablePositionEncoding",
     "VideoPreprocessor",
@@ -57,6 +80,7 @@ __all__ = [
     "gelu_tanh",
     "integer_friendly",
     "linear_positions",
+    "load_model",
 ]
 
 _BYTE_TOKENIZER_NAMES = frozenset(

@@ -1,47 +1,15 @@
-"""Learning-rate schedules and optimizer set-up shared by the zoo's tasks."""
+"""Optimizer set-up shared by the zoo's tasks.
+
+`FlatCosineSchedule` lives in `perceiver_keras.schedules`, so that a saved optimizer reloads after
+`import perceiver_keras` alone; it is importable from here as before.
+"""
 
 from __future__ import annotations
-
-import math
 
 import keras
 
 from perceiver_keras import TextPreprocessor, TrainablePositionEncoding
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class FlatCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up, a flat phase, then cosine decay to zero: the paper's ImageNet schedule.
-
-    Args:
-        learning_rate: peak learning rate.
-        total_steps: steps of the whole run.
-        warmup_steps: steps of linear warm-up from 0.
-        flat_fraction: fraction of `total_steps` (warm-up included) at the peak before decaying.
-    """
-
-    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0, flat_fraction: float = 0.5):
-        if total_steps < 1 or not 0 <= flat_fraction <= 1 or warmup_steps < 0:
-            raise ValueError(
-                "Expected total_steps >= 1, warmup_steps >= 0 and 0 <= flat_fraction <= 1. Received: "
-                f"total_steps={total_steps}, warmup_steps={warmup_steps}, flat_fraction={flat_fraction}"
-            )
-        self.learning_rate = float(learning_rate)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.flat_fraction = float(flat_fraction)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        flat_end = max(float(self.warmup_steps), self.flat_fraction * self.total_steps)
-        warmup = keras.ops.minimum(1.0, (step + 1.0) / max(1.0, float(self.warmup_steps)))
-        progress = keras.ops.clip((step - flat_end) / max(1.0, self.total_steps - flat_end), 0.0, 1.0)
-        cosine = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
-        return self.learning_rate * warmup * cosine
-
-    def get_config(self):
-        return dict(learning_rate=self.learning_rate, total_steps=self.total_steps,
-                    warmup_steps=self.warmup_steps, flat_fraction=self.flat_fraction)
+from perceiver_keras.schedules import FlatCosineSchedule
 
 
 def no_decay_variables(model: keras.Model) -> list:

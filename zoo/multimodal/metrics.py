@@ -12,21 +12,20 @@ PSNR for video and audio, 10 log10(R^2 / MSE) over every value seen, with R the 
 they equal `baselines.psnr` of the concatenated arrays; and the label's top-1 accuracy. They take
 the full outputs or the subsampled ones of training alike (the same values in another layout).
 
+`PeakSignalToNoiseRatio` lives in `perceiver_keras.metrics` (so that a saved model's metrics reload
+after `import perceiver_keras` alone) and is importable from here as before.
+
 Example:
     >>> model.compile(optimizer="adam", loss=losses(), loss_weights=PAPER_LOSS_WEIGHTS, metrics=metrics())
 """
 
 from __future__ import annotations
 
-import math
-
 import keras
-from keras import ops
 
+from perceiver_keras.metrics import PeakSignalToNoiseRatio
 from zoo.multimodal.baselines import PSNR_MAX_VALUE
-from zoo.streaming import broadcast_weights
 
-_PACKAGE = "zoo"  # As zoo.schedules.
 MODALITIES = ("audio", "image", "label")
 PAPER_LOSS_WEIGHTS = {"audio": 1.0, "image": 0.03, "label": 0.0001}
 """Loss weights of the paper's released model: audio L1, video L1, label cross-entropy."""
@@ -60,40 +59,3 @@ def metrics() -> dict[str, list]:
     return {"audio": [PeakSignalToNoiseRatio(PSNR_MAX_VALUE["audio"], name="psnr")],
             "image": [PeakSignalToNoiseRatio(PSNR_MAX_VALUE["image"], name="psnr")],
             "label": [keras.metrics.CategoricalAccuracy(name="accuracy")]}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class PeakSignalToNoiseRatio(keras.metrics.Metric):
-    """PSNR in dB over every value seen: 10 log10(max_value^2 / MSE), the MSE streamed, not per batch.
-
-    Args:
-        max_value: the value range R (1 for frames in [0, 1], 2 for audio in [-1, 1]).
-        name, dtype: as for any metric.
-
-    Call arguments:
-        y_true, y_pred: the same shape, any layout. sample_weight: optional weights broadcastable
-            to y_true's shape from the left (e.g. (B,)).
-    """
-
-    def __init__(self, max_value=1.0, name="psnr", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        if isinstance(max_value, bool) or not isinstance(max_value, (int, float)) or not max_value > 0:
-            raise ValueError(f"Expected max_value > 0. Received: max_value={max_value!r}")
-        self.max_value = float(max_value)
-        self.squared_error = self.add_variable((), "zeros", "float32", name="squared_error")
-        self.count = self.add_variable((), "zeros", "float32", name="count")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        # In float32 whatever the compute dtype: bfloat16 squares lose the small errors PSNR is about.
-        errors = ops.square(ops.cast(y_pred, "float32") - ops.cast(y_true, "float32"))
-        weights = broadcast_weights(sample_weight, errors)
-        self.squared_error.assign_add(ops.sum(errors * weights))
-        self.count.assign_add(ops.sum(weights))
-
-    def result(self):
-        mse = ops.divide_no_nan(ops.convert_to_tensor(self.squared_error), ops.convert_to_tensor(self.count))
-        # An exact reconstruction gives +inf, as `baselines.psnr`.
-        return 10.0 * ops.log(self.max_value ** 2 / mse) / math.log(10.0)
-
-    def get_config(self):
-        return {**super().get_config(), "max_value": self.max_value}
