@@ -52,6 +52,10 @@ def test_every_task_round_trips_through_keras_hub(presets, name):
     backbone = keras_hub.models.Backbone.from_preset(str(folder))
     assert isinstance(backbone, hub.PerceiverBackbone)
     assert len(loaded.weights) == len(model.weights)
+    loaded.save(folder.parent / f"{name}.keras")  # a task is a Keras model: .keras files round-trip too
+    reloaded = keras.saving.load_model(folder.parent / f"{name}.keras", compile=False)
+    for ours, theirs in zip(numpy_outputs(reloaded(task_inputs(name, inputs))), expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
     metadata = json.loads((folder / "metadata.json").read_text())["perceiver_keras"]
     assert metadata["preset"] == name and metadata["task_class"] == type(loaded).__name__
 
@@ -72,6 +76,14 @@ def test_a_new_num_classes_keeps_the_backbone_and_builds_a_new_head(presets):
         np.testing.assert_array_equal(*numpy_outputs([ours, theirs]))
     text = keras_hub.models.TextClassifier.from_preset(str(presets["pydoc_mlm"][1]), num_classes=4)
     assert isinstance(text, hub.PerceiverTextClassifier)  # a classifier on the masked LM's encoder
+
+
+def test_from_preset_takes_a_dtype_policy(presets):
+    model, folder = presets["source_type"]
+    classifier = keras_hub.models.TextClassifier.from_preset(str(folder), dtype="mixed_bfloat16")
+    assert {layer.dtype_policy.name for layer in (classifier.backbone.encoder, classifier.decoder)} == {"mixed_bfloat16"}
+    inputs = toy_inputs("source_type")
+    np.testing.assert_allclose(*numpy_outputs([classifier(inputs), model(inputs)]), atol=0.05, rtol=0.05)
 
 
 def test_predict_takes_raw_pixels_and_strings(presets):

@@ -15,14 +15,15 @@ def classification_head(backbone, inputs, num_classes, query, decoder, activatio
     a query residual projecting to the classes. A decoder config of another width is rebuilt with
     `num_classes` outputs (a new head on the same backbone).
     """
-    query = _task_checks.layer(
-        query, lambda: TrainablePositionEncoding(1, backbone.num_latent_channels, name="classification_query"))
-    decoder = _task_checks.layer(
-        decoder, lambda: PerceiverDecoder(use_query_residual=True, output_channels=num_classes, name="decoder"),
+    dtype = backbone.dtype_policy
+    query = _task_checks.layer(query, lambda: TrainablePositionEncoding(
+        1, backbone.num_latent_channels, name="classification_query", dtype=dtype), dtype)
+    decoder = _task_checks.layer(decoder, lambda: PerceiverDecoder(
+        use_query_residual=True, output_channels=num_classes, name="decoder", dtype=dtype), dtype,
         output_channels=num_classes)
-    postprocessor = ClassificationPostprocessor(name="logits")
+    postprocessor = ClassificationPostprocessor(name="logits", dtype=dtype)
     embedded, latents = backbone.encode(inputs)
     outputs = postprocessor(decoder(query(embedded), latents))
     if activation is not None:
-        outputs = keras.layers.Activation(activation, name="predictions")(outputs)
+        outputs = keras.layers.Activation(activation, name="predictions", dtype=dtype)(outputs)
     return query, decoder, postprocessor, outputs

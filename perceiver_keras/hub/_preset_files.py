@@ -26,9 +26,18 @@ BACKBONE_NAME = "perceiver_keras>PerceiverBackbone"
 _WRITING = contextvars.ContextVar("perceiver_preset_writing", default=None)
 
 
-def as_layer(spec):
-    """A layer given as itself or as its serialized config."""
-    return keras.saving.deserialize_keras_object(spec) if isinstance(spec, dict) else spec
+def as_layer(spec, dtype=None):
+    """A layer given as itself or as its serialized config; a config gets `dtype` (a policy) if given.
+
+    `from_preset(..., dtype=...)` reaches the backbone and task configs only: the sub-layers' own configs
+    name the policy they were saved with, so it is set there (a built layer keeps its own).
+    """
+    if not isinstance(spec, dict):
+        return spec
+    if dtype is not None:
+        policy = keras.dtype_policies.serialize(keras.dtype_policies.get(dtype))
+        spec = dict(spec, config={**spec["config"], "dtype": policy})
+    return keras.saving.deserialize_keras_object(spec)
 
 
 @contextlib.contextmanager

@@ -44,12 +44,17 @@ def no_classes(task_cls, kwargs):
                          f"(PerceiverImageClassifier, PerceiverTextClassifier). Received: num_classes={kwargs['num_classes']!r}")
 
 
-def layer(spec, default, **overrides):
-    """A head layer from a layer, its serialized config (with `overrides` applied) or None (`default()`)."""
+def layer(spec, default, dtype, **overrides):
+    """A head layer from a layer, its serialized config (with `overrides` and the `dtype` policy) or None.
+
+    None gives `default()`; a config takes the backbone's dtype policy, so that `from_preset(..., dtype=...)`
+    reaches the head as it reaches the backbone.
+    """
     if spec is None:
         return default()
     if isinstance(spec, dict):
-        spec = dict(spec, config={**spec["config"], **overrides})
+        policy = keras.dtype_policies.serialize(keras.dtype_policies.get(dtype))
+        spec = dict(spec, config={**spec["config"], **overrides, "dtype": policy})
         return keras.saving.deserialize_keras_object(spec)
     for name, value in overrides.items():
         if getattr(spec, name) != value:

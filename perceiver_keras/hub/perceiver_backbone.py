@@ -44,8 +44,8 @@ class PerceiverBackbone(Backbone):
 
     def __init__(self, input_adapter, encoder, inputs_shape=None, input_dtype="float32", input_name="inputs",
                  use_padding_mask=False, dtype=None, **kwargs):
-        input_adapter = _preset_files.as_layer(input_adapter)
-        encoder = _preset_files.as_layer(encoder)
+        input_adapter = _preset_files.as_layer(input_adapter, dtype)
+        encoder = _preset_files.as_layer(encoder, dtype)
         if not isinstance(encoder, PerceiverEncoder):
             raise ValueError(f"`encoder` must be a PerceiverEncoder. Received: encoder of type {type(encoder).__name__}")
         multimodal = isinstance(input_adapter, MultimodalPreprocessor)

@@ -50,8 +50,9 @@ class PerceiverMultimodalAutoencoder(Task):
         _task_checks.check_backbone(type(self), backbone)
         _task_checks.no_classes(type(self), kwargs)
         self.backbone, self.preprocessor = backbone, preprocessor
-        self.query, self.decoder = _preset_files.as_layer(query), _preset_files.as_layer(decoder)
-        self.postprocessor = _preset_files.as_layer(postprocessor)
+        dtype = backbone.dtype_policy
+        self.query, self.decoder, self.postprocessor = (
+            _task_checks.layer(spec, None, dtype) for spec in (query, decoder, postprocessor))
         subsampled_modalities = sorted(subsampled_modalities)
         decodable = set(self.query.queries) & set(self.postprocessor.output_channels)
         if not set(subsampled_modalities) <= decodable:

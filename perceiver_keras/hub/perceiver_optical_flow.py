@@ -49,12 +49,13 @@ class PerceiverOpticalFlow(Task):
         _task_checks.check_backbone(type(self), backbone)
         _task_checks.no_classes(type(self), kwargs)
         self.backbone, self.preprocessor = backbone, preprocessor
-        self.query = InputQuery(name="pixel_queries")
+        dtype = backbone.dtype_policy
+        self.query = InputQuery(name="pixel_queries", dtype=dtype)
         self.decoder = _task_checks.layer(decoder, lambda: PerceiverDecoder(
-            output_channels=2, projection_initializer="zeros", name="decoder"))
+            output_channels=2, projection_initializer="zeros", name="decoder", dtype=dtype), dtype)
         frame_size = tuple(backbone.inputs_shape[1:3])
         self.postprocessor = FlowPostprocessor(rescale_factor, image_size=None if use_output_indices else frame_size,
-                                               name="flow")
+                                               name="flow", dtype=dtype)
         frames = backbone.input
         inputs, indices = frames, None
         if use_output_indices:
