@@ -101,6 +101,7 @@ def test_freeze_backbone_trains_the_head_alone_and_a_resumed_run_keeps_its_weigh
 def test_bad_sources_exit_2_naming_the_file(source_run, tmp_path, capsys):
     text_model = create_model("pydoc_mlm", num_latents=8, num_latent_channels=16, num_self_attention_layers_per_block=1)
     text_model.save(tmp_path / "mlm.keras")
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")]).save(tmp_path / "other.keras")
     (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
     hf_folder = tmp_path / "hf"
     hf_folder.mkdir()
@@ -112,6 +113,8 @@ def test_bad_sources_exit_2_naming_the_file(source_run, tmp_path, capsys):
         str(tmp_path / "missing"): ["not found", "missing"],
         str(tmp_path / "pytorch_model.bin"): ["pytorch_model.bin is a pickle checkpoint, refused"],
         str(hf_folder): [f"{hf_folder / 'pytorch_model.bin'} is a pickle checkpoint"],
+        str(tmp_path / "other.keras"): ["No weight of", "other.keras fits model 'digits'", "'image_preprocessor/conv/"
+                                        "kernel' expected shape (3, 3, 1, 64), received no such weight"],
         str(tmp_path / "mlm.keras"): ["mlm.keras does not match", "'encoder/cross_attention/key_value_norm/gamma' "
                                       "expected shape (74,), received (64,)"],
     }
@@ -155,3 +158,15 @@ def test_classes_keeps_and_relabels_a_subset_of_labels():
     assert int(ds.cardinality()) == 1  # known, so that an epoch has a fixed number of batches
     with pytest.raises(ValueError, match=r"Received: classes=\[6, 6\]"):
         make_dataset("digits", "test", batch_size=8, classes=(6, 6))
+
+
+def test_a_keras_hub_preset_gives_its_weights(tmp_path):
+    source = create_model("digits", **_TINY, num_classes=4, seed=3)
+    source.save_to_preset(tmp_path / "preset")  # config.json, task.json, model.weights.h5, task.weights.h5, ...
+    model = create_model("digits", **_TINY)
+    report = load_matching_weights(model, tmp_path / "preset")
+    assert report.source.kind == "keras-hub preset" and len(report.loaded) == len(model.weights) - 2
+    expected = _weights(source)
+    for path, value in _weights(model).items():
+        if path in report.loaded:
+            np.testing.assert_array_equal(value, expected[path], err_msg=path)

@@ -15,7 +15,8 @@ def _labels(text: str) -> list[int]:
     try:
         return [int(label) for label in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"Expected comma-separated integer labels, e.g. 6,7,8,9. Received: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"Expected comma-separated integer labels, e.g. 6,7,8,9. "
+                                         f"Received: {text!r}") from None
 
 
 _TRAIN_OPTIONS = {  # flag -> (type, help)

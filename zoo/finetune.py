@@ -1,7 +1,7 @@
 """Fine-tuning: start a zoo model from another model's weights (`python -m zoo train ... --init-from SOURCE`).
 
 A source is a run directory (its model.keras), a `.keras` file, a transformers `save_pretrained` folder
-(config.json + model.safetensors) or a keras-hub preset directory (config.json + model.weights.h5).
+(config.json + model.safetensors) or a keras-hub preset directory (`zoo.weight_sources`).
 Every weight of the new model whose path (e.g. `encoder/latents`) and shape equal a source weight's is
 loaded; the others keep their initial values and are listed with the reason. The encoder must match
 whole: a source with another latent shape or depth is refused, naming the first mismatching weight.
@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,39 +22,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from export.run_directory import file_sha256, read_finished_run
+from zoo.weight_sources import SourceWeights, read_source
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-"""Checkpoint files that unpickle when read, which can run code: refused as sources."""
+__all__ = ["IncompatibleSourceError", "SourceWeights", "WeightLoadReport", "freeze_backbone", "load_matching_weights",
+           "read_source"]
 
 HEAD_PARTS = ("query", "decoder", "postprocessor")
 """The model parts that make a task's output (its head): `--freeze-backbone` leaves them trainable."""
 
-_EXPECTED = ("Expected a run directory, a .keras file, a transformers save_pretrained folder (config.json + "
-             "model.safetensors) or a keras-hub preset directory (config.json + model.weights.h5)")
-
 
 class IncompatibleSourceError(ValueError):
     """A source whose weights do not fit the model: another encoder, or no weight in common."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceWeights:
-    """The weights of a source, by path, as numpy arrays.
-
-    Attributes:
-        source: the source as given (absolute path).
-        kind: "run directory", "keras file", "transformers folder" or "keras-hub preset".
-        file: the file the weights were read from.
-        sha256: that file's SHA-256, so that a resumed run can tell whether the source changed.
-        weights: weight path -> array.
-    """
-
-    source: str
-    kind: str
-    file: str
-    sha256: str
-    weights: dict[str, np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,77 +83,6 @@ class WeightLoadReport:
         if self.unused:
             lines.append(f"source weights not used ({len(self.unused)}): {', '.join(self.unused)}")
         return "\n".join(lines)
-
-
-def read_source(source: str | os.PathLike) -> SourceWeights:
-    """Reads the weights of a run directory, `.keras` file, transformers folder or keras-hub preset.
-
-    Raises:
-        FileNotFoundError: the source does not exist.
-        ValueError: a pickle checkpoint (.bin, .pt, ...), a file or folder of another kind, an
-            unfinished run, or a file that cannot be read; the message names the file.
-    """
-    path = Path(source).expanduser().absolute()
-    if not path.exists():
-        raise FileNotFoundError(f"--init-from source not found: {path}. {_EXPECTED}.")
-    if path.is_file():
-        if path.suffix.lower() in PICKLE_SUFFIXES:
-            raise _pickle_refused(path)
-        if path.suffix != ".keras":
-            raise ValueError(f"{path} is not a model file that --init-from reads. {_EXPECTED}. "
-                             f"Received: a {path.suffix or 'suffix-less'} file")
-        return _from_model(path, "keras file", path, _load_keras_file(path))
-    if (path / "run.json").is_file():
-        read_finished_run(path)  # an unfinished run or a replaced model.keras is refused, naming the file
-        return _from_model(path, "run directory", path / "model.keras", _load_keras_file(path / "model.keras"))
-    if (path / "model.safetensors").is_file():
-        from zoo.convert import from_transformers
-
-        return _from_model(path, "transformers folder", path / "model.safetensors", from_transformers(path))
-    pickles = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
-    if pickles:
-        raise _pickle_refused(pickles[0])
-    if (path / "config.json").is_file() and (path / "model.weights.h5").is_file():
-        return _from_model(path, "keras-hub preset", path / "model.weights.h5", _load_preset(path))
-    held = ", ".join(sorted(p.name for p in path.iterdir())[:8]) or "nothing"
-    raise ValueError(f"{path} is not a source --init-from reads. {_EXPECTED}. Received: a folder holding {held}")
-
-
-def _pickle_refused(path: Path) -> ValueError:
-    return ValueError(
-        f"{path} is a pickle checkpoint, refused: reading it can run arbitrary code. Save it as safetensors "
-        "(transformers: `model.save_pretrained(folder, safe_serialization=True)`) or as a .keras file."
-    )
-
-
-def _load_keras_file(path: Path) -> keras.Model:
-    import perceiver_keras  # noqa: F401  (registers the layers a .keras file names)
-
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # zip, h5 and deserialization errors alike: the file is not a model we read
-        raise ValueError(f"Could not load {path} as a Keras model: {error}") from error
-
-
-def _load_preset(path: Path) -> keras.Model:
-    """A keras-hub preset's model: its config.json deserialized, then its model.weights.h5."""
-    import perceiver_keras  # noqa: F401
-
-    config_file = path / "config.json"
-    try:
-        model = keras.saving.deserialize_keras_object(json.loads(config_file.read_text()))
-    except Exception as error:
-        raise ValueError(f"Could not build the model described by {config_file}: {error}") from error
-    try:
-        model.load_weights(path / "model.weights.h5")
-    except Exception as error:
-        raise ValueError(f"Could not load {path / 'model.weights.h5'} into the model of {config_file}: {error}") from error
-    return model
-
-
-def _from_model(source: Path, kind: str, file: Path, model: keras.Model) -> SourceWeights:
-    weights = {variable.path: keras.ops.convert_to_numpy(variable) for variable in model.weights}
-    return SourceWeights(str(source), kind, str(file), file_sha256(file), weights)
 
 
 def load_matching_weights(model: keras.Model, source: str | os.PathLike | SourceWeights) -> WeightLoadReport:
@@ -257,7 +163,8 @@ def freeze_backbone(model: keras.Model, loaded: tuple[str, ...] | list[str]) -> 
     head = {variable.path for part in HEAD_PARTS if getattr(model, part, None) is not None
             for variable in getattr(model, part).weights}
     loaded = set(loaded)
-    frozen = [variable.path for variable in model.trainable_weights if variable.path in loaded and variable.path not in head]
+    frozen = [variable.path for variable in model.trainable_weights
+              if variable.path in loaded and variable.path not in head]
     inference_mode = apply_freeze(model, frozen)
     trainable = model.trainable_weights
     if not trainable:
