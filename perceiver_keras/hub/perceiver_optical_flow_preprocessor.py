@@ -23,7 +23,7 @@ class PerceiverOpticalFlowPreprocessor(Preprocessor):
 
     Example:
     >>> preprocessor = PerceiverOpticalFlowPreprocessor(PerceiverImageConverter(scale=2 / 255, offset=-1.0))
-    >>> keras.ops.convert_to_numpy(preprocessor(keras.ops.ones((1, 2, 4, 4, 3)) * 255)).max()
+    >>> float(keras.ops.convert_to_numpy(preprocessor(keras.ops.ones((1, 2, 4, 4, 3)) * 255)).max())
     1.0
     """
 
