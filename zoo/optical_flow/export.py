@@ -11,6 +11,10 @@ end-point error (EPE, pixels) on held-out pairs next to the Keras model's:
     keras_epe_px      the Keras model's EPE on the same pairs
     epe_increase_px   epe_px - keras_epe_px: what the conversion costs
     epe_to_keras_px   the mean distance in pixels between the variant's flow and Keras' flow
+    output_grid_px    for an integer file, the step between its output values, in pixels (when its
+                      outputs on the held-out pairs are dense enough on their levels to show it)
+    rounding_floor_px the EPE increase from rounding Keras' flow to that grid alone: the least an
+                      integer file with this output range can cost
 
     report = export_flow_model(model, "exports/flow", frames=frames, flow=flow, calibration_frames=calib)
     print(report.table())
@@ -54,9 +58,33 @@ def flow_metrics(flow: np.ndarray | None = None, flow_scale: float = DEFAULT_FLO
             truth = np.asarray(flow)[: num_samples(feed)]
             epe, keras_epe = data.end_point_error(truth, variant_flow), data.end_point_error(truth, keras_flow)
             found.update(epe_px=epe, keras_epe_px=keras_epe, epe_increase_px=epe - keras_epe)
+            step = output_grid(variant_flow)
+            if step is not None:
+                offset = variant_flow.flat[0] - step * np.round(variant_flow.flat[0] / step)
+                rounded = offset + step * np.round((keras_flow - offset) / step)
+                found.update(output_grid_px=step,
+                             rounding_floor_px=data.end_point_error(truth, rounded) - keras_epe)
         return found
 
     return metrics
+
+
+def output_grid(values: np.ndarray, max_levels: int = 65536) -> float | None:
+    """The step of the grid an integer file's dequantised outputs lie on, or None for float outputs.
+
+    Integer outputs (int8, int16) lie on at most 65,536 evenly spaced levels; float outputs lie on no
+    such grid (their smallest spacing, float32 rounding, would need far more levels to span them).
+    None too when the values are too sparse on their levels for their smallest gap to be one step.
+    """
+    levels = np.unique(np.asarray(values, np.float64))
+    if len(levels) < 2:
+        return None
+    span, smallest = levels[-1] - levels[0], np.diff(levels).min()
+    if span / smallest > max_levels - 1:
+        return None
+    step = span / np.round(span / smallest)  # From the span: float32 dequantisation blurs single steps.
+    positions = (levels - levels[0]) / step
+    return float(step) if np.abs(positions - np.round(positions)).max() < 0.05 else None
 
 
 def export_flow_model(
