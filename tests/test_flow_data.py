@@ -240,3 +240,13 @@ def test_end_point_error():
     assert data.end_point_error(np.zeros((2, 3, 2)), np.broadcast_to([3.0, 4.0], (2, 3, 2))) == 5.0
     with pytest.raises(ValueError, match="empty dataset"):
         data.zero_flow_epe(tf.data.Dataset.from_tensor_slices((np.zeros((0, 2, 1, 1, 3)), np.zeros((0, 1, 1, 2)))))
+
+
+def test_a_truncated_frame_is_named_when_the_pipeline_reads_it(sintel):
+    # Its PNG header is intact, so the up-front size check passes; decoding fails inside tf.data.
+    root, _ = sintel
+    path = root / "training" / "final" / "bamboo_2" / "frame_0002.png"
+    path.write_bytes(path.read_bytes()[:60])
+    dataset = data.make_flow_dataset(data.sintel_files(str(root), pass_name="final"), batch_size=1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"Cannot decode the image file {path}: Invalid PNG data"):
+        list(dataset.as_numpy_iterator())

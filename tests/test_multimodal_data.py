@@ -159,3 +159,17 @@ def test_psnr_and_baselines():
     assert unbatched == pytest.approx(expected)
     with pytest.raises(ValueError, match="Received: an empty dataset"):
         baselines.mean_prediction_psnr(tf.data.Dataset.from_tensor_slices(x).take(0))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("frame_0002.png", "Cannot decode the image file {}: Invalid PNG data"),
+    ("audio.wav", "Cannot decode the .wav file {}: .*"),
+])
+def test_a_truncated_file_is_named_when_the_pipeline_reads_it(clips, name, message):
+    # Headers intact, so clip_folder's up-front checks pass; decoding fails inside tf.data.
+    root, _ = clips
+    path = root / "run" / "a" / name
+    path.write_bytes(path.read_bytes()[:120])
+    dataset = data.folder_dataset(str(root), num_frames=10, frame_size=(12, 16), num_audio_samples=2000, batch_size=1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message.format(path)):
+        epoch(dataset)

@@ -39,6 +39,8 @@ import wave
 import numpy as np
 import tensorflow as tf
 
+from zoo.decoding import read_image, read_wav
+
 AUTOTUNE = tf.data.AUTOTUNE
 UCF101_NUM_CLASSES = 101
 UCF101_HAS_AUDIO = False  # TFDS's ucf101 keeps the frames only: its pipeline's audio is zeros.
@@ -232,11 +234,12 @@ def folder_dataset(
 
     def load(clip, clip_seed=None):
         indices, start = _frame_indices(tf.size(clip["frames"]), num_frames, frame_stride, clip_seed)
-        encoded = tf.map_fn(tf.io.read_file, tf.gather(clip["frames"], indices))
-        waveform = tf.reduce_mean(tf.audio.decode_wav(tf.io.read_file(clip["audio"])).audio, axis=1)
+        frames = tf.map_fn(read_image, tf.gather(clip["frames"], indices),
+                           fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+        waveform = tf.reduce_mean(read_wav(clip["audio"]), axis=1)
         begin = tf.cast(tf.round(tf.cast(start, tf.float32) * samples_per_frame), tf.int32)
         begin = tf.clip_by_value(begin, 0, tf.size(waveform) - num_audio_samples)
-        return {"image": _decode_frames(encoded, frame_size, clip_seed),
+        return {"image": _crop_frames(frames, frame_size, clip_seed),
                 "audio": tf.ensure_shape(waveform[begin:begin + num_audio_samples, None], [num_audio_samples, 1]),
                 "label": tf.one_hot(clip["label"], len(folder.class_names))}
 
@@ -283,6 +286,11 @@ def _decode_frames(encoded, frame_size, seed=None):
     """Encoded frames (T,) -> float32 (T, H, W, 3) in [0, 1]: one crop for the clip, then a resize."""
     frames = tf.map_fn(lambda contents: tf.io.decode_image(contents, channels=3, expand_animations=False),
                        encoded, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    return _crop_frames(frames, frame_size, seed)
+
+
+def _crop_frames(frames, frame_size, seed=None):
+    """uint8 frames (T, h, w, 3) -> float32 (T, H, W, 3) in [0, 1]: one crop for the clip, then a resize."""
     height, width = frame_size
     size = tf.cast(tf.shape(frames)[1:3], tf.float32)
     window = tf.constant([height, width], tf.float32) * tf.reduce_min(size / [height, width])

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.optical_flow import augment
+from zoo.decoding import read_image
 from zoo.optical_flow.formats import (  # noqa: F401  (read_flo, write_flo, decode_flo: re-exported)
     decode_flo, decode_ppm, header_size, read_flo, read_ppm, write_flo,
 )
@@ -229,11 +230,9 @@ def _common_size(files: list[FlowFiles]) -> tuple[int, int]:
 
 def _decoder(height: int, width: int):
     def decode_frame(path):
-        contents = tf.io.read_file(path)
         ppm = lambda: tf.numpy_function(  # noqa: E731
-            lambda c, p: decode_ppm(c, p.decode()), [contents, path], tf.uint8, stateful=False)
-        image = tf.cond(tf.strings.regex_full_match(path, r".*\.ppm"), ppm,
-                        lambda: tf.io.decode_png(contents, channels=3))
+            lambda c, p: decode_ppm(c, p.decode()), [tf.io.read_file(path), path], tf.uint8, stateful=False)
+        image = tf.cond(tf.strings.regex_full_match(path, r".*\.ppm"), ppm, lambda: read_image(path))
         return tf.image.convert_image_dtype(tf.ensure_shape(image, [height, width, 3]), tf.float32)
 
     @tf.autograph.experimental.do_not_convert
