@@ -92,3 +92,17 @@ def test_bad_checkpoints_raise_clear_errors(tmp_path):
     (tmp_path / "other" / "config.json").write_text(json.dumps({**config, "d_latents": 64}))
     with pytest.raises(ValueError, match="expects"):
         from_transformers(tmp_path / "other")
+
+
+def test_sharded_checkpoint_loads_and_a_missing_shard_is_named(tmp_path):
+    reference = _reference("fourier", 12)
+    reference.save_pretrained(tmp_path / "one")
+    reference.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    shards = sorted(p.name for p in (tmp_path / "sharded").glob("model-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    images = np.random.default_rng(1).normal(size=(2, 12, 12, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(from_transformers(tmp_path / "one")(images))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(from_transformers(tmp_path / "sharded")(images)), expected)
+    (tmp_path / "sharded" / shards[-1]).unlink()
+    with pytest.raises(FileNotFoundError, match=f"names the shard {shards[-1]}, which is not in"):
+        from_transformers(tmp_path / "sharded")

@@ -1,7 +1,8 @@
 """`from_transformers(path)`: a folder written by transformers' `save_pretrained` -> our Keras model.
 
 The architecture is read from config.json; the weights from model.safetensors (read with
-`safetensors.numpy`, no torch needed) or pytorch_model.bin (needs torch).
+`safetensors.numpy`, no torch needed) or pytorch_model.bin (needs torch), either one file or shards
+listed by `model.safetensors.index.json` / `pytorch_model.bin.index.json`.
 """
 
 from __future__ import annotations
@@ -36,26 +37,57 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def read_tensors(folder: Path) -> CheckpointTensors:
-    """The checkpoint's tensors as numpy arrays, from safetensors (preferred) or a torch .bin file."""
-    safetensors_file, bin_file = folder / "model.safetensors", folder / "pytorch_model.bin"
-    if safetensors_file.is_file():
+    """The checkpoint's tensors as numpy arrays, from safetensors (preferred) or a torch .bin file,
+    single or sharded (`save_pretrained(max_shard_size=...)`: an index JSON naming each tensor's shard)."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return CheckpointTensors(_read_file(folder / name), str(folder / name))
+        index = folder / f"{name}.index.json"
+        if index.is_file():
+            return CheckpointTensors(_read_shards(index), str(index))
+    raise FileNotFoundError(
+        f"No model.safetensors or pytorch_model.bin (or their sharded .index.json) in {folder}.")
+
+
+def _read_file(path: Path) -> dict[str, np.ndarray]:
+    if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
         try:
-            return CheckpointTensors(load_file(str(safetensors_file)), str(safetensors_file))
+            return load_file(str(path))
         except Exception as error:  # safetensors raises its own error types for corrupt files.
-            raise ValueError(f"Could not read {safetensors_file}: it is corrupt or truncated ({error})") from error
-    if bin_file.is_file():
-        try:
-            import torch
-        except ImportError as error:
-            raise ImportError(f"{bin_file} is a PyTorch file and needs torch; safetensors files do not.") from error
-        try:
-            state = torch.load(str(bin_file), map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(f"Could not read {bin_file}: it is corrupt or truncated ({error})") from error
-        return CheckpointTensors({k: v.float().numpy() for k, v in state.items()}, str(bin_file))
-    raise FileNotFoundError(f"No model.safetensors or pytorch_model.bin in {folder}.")
+            raise ValueError(f"Could not read {path}: it is corrupt or truncated ({error})") from error
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(f"{path} is a PyTorch file and needs torch; safetensors files do not.") from error
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"Could not read {path}: it is corrupt or truncated ({error})") from error
+    return {k: v.float().numpy() for k, v in state.items()}
+
+
+def _read_shards(index: Path) -> dict[str, np.ndarray]:
+    """Every shard an index names, checked against its weight map: each tensor in the shard it names."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{index} is not a checkpoint index (expected JSON with a 'weight_map' of tensor name "
+                         f"-> shard file): {error!r}") from error
+    tensors: dict[str, np.ndarray] = {}
+    for shard in shards:
+        path = index.parent / shard
+        if not path.is_file():
+            raise FileNotFoundError(f"{index} names the shard {shard}, which is not in {index.parent}.")
+        found = _read_file(path)
+        missing = sorted(name for name, file in weight_map.items() if file == shard and name not in found)
+        if missing:
+            raise ValueError(f"{path} lacks {len(missing)} tensor(s) that {index.name} places in it, e.g. "
+                             f"'{missing[0]}'.")
+        tensors.update(found)
+    return tensors
 
 
 def encoder_arguments(config: dict[str, Any]) -> dict[str, Any]:
