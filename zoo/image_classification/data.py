@@ -270,7 +270,14 @@ def _keep_classes(ds: tf.data.Dataset, info: DatasetInfo, classes: Sequence[int]
     new_label = np.full(info.num_classes, -1, np.int32)
     new_label[classes] = np.arange(len(classes), dtype=np.int32)
     table = tf.constant(new_label)
-    ds = ds.map(lambda image, label: (image, tf.gather(table, label))).filter(lambda image, label: label >= 0)
+
+    def relabel(image, label):
+        return image, tf.gather(table, label)
+
+    def kept(image, label):
+        return label >= 0
+
+    ds = ds.map(relabel).filter(kept)
     if info.image_shape[0] is None:
         return ds  # ImageNet: counting would read every JPEG (training needs --steps-per-epoch then)
     # Counted once, so that an epoch keeps a known number of batches (labels only; small datasets).
