@@ -134,7 +134,9 @@ def test_a_transformers_folder_gives_its_encoder(tmp_path):
                                           num_self_attends_per_block=1, num_cross_attention_heads=2,
                                           num_self_attention_heads=2, qk_channels=16, v_channels=32,
                                           max_position_embeddings=24)
-    transformers.PerceiverForMaskedLM(config).save_pretrained(tmp_path)  # model.safetensors
+    reference = transformers.PerceiverForMaskedLM(config)
+    reference.save_pretrained(tmp_path)  # model.safetensors
+    reference.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")  # model.safetensors.index.json + shards
     model = create_model("source_type", sequence_length=24, embedding_channels=16, num_latents=8,
                          num_latent_channels=32, num_self_attention_layers_per_block=1, num_cross_attention_heads=2,
                          num_self_attention_heads=2, qk_channels=16, v_channels=32, self_attention_widening_factor=1,
@@ -146,6 +148,8 @@ def test_a_transformers_folder_gives_its_encoder(tmp_path):
     assert [item.path for item in report.not_loaded if not item.path.startswith("decoder/cross_attention/")] == [
         "classification_query/embeddings", "decoder/projection/kernel", "decoder/projection/bias"]
     assert "text_preprocessor/output_bias" in report.unused
+    sharded = load_matching_weights(model, tmp_path / "sharded")
+    assert sharded.loaded == report.loaded and sharded.source.file == str(tmp_path / "sharded")
 
 
 def test_classes_keeps_and_relabels_a_subset_of_labels():

@@ -67,10 +67,11 @@ def read_source(source: str | os.PathLike) -> SourceWeights:
     if (path / "run.json").is_file():
         read_finished_run(path)  # an unfinished run or a replaced model.keras is refused, naming the file
         return _from_model(path, "run directory", path / "model.keras", _load_keras_file(path / "model.keras"))
-    if (path / "model.safetensors").is_file():
+    if (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file():
         from zoo.convert import from_transformers
 
-        return _from_model(path, "transformers folder", path / "model.safetensors", from_transformers(path))
+        single = path / "model.safetensors"  # else shards: the folder is hashed file by file
+        return _from_model(path, "transformers folder", single if single.is_file() else path, from_transformers(path))
     pickles = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
     if pickles:
         raise _pickle_refused(pickles[0])
