@@ -9,8 +9,33 @@ from perceiver_keras.initialization import derive_seed, seed_initializers
 _LAYER_ARGS = ("encoder", "decoder", "query", "preprocessor", "postprocessor")
 
 
+class PresetSaving:
+    """`save_to_preset` of `PerceiverIO` and `MultimodalPerceiverIO`: the model as its keras-hub task's preset."""
+
+    def save_to_preset(self, preset_dir, preprocessor=None, metadata=None):
+        """Writes the model as a keras-hub preset to `preset_dir`, all or nothing.
+
+        The preset holds config.json (a `PerceiverBackbone`), task.json, model.weights.h5 and
+        task.weights.h5, the keras-hub preprocessor's config with its tokenizer's or image converter's,
+        and metadata.json; `keras_hub.models.<Task>.from_preset(preset_dir)` rebuilds the model with equal
+        outputs (`perceiver_keras.hub.to_task` says which task). Imports keras_hub.
+
+        Args:
+            preset_dir: the folder; one that already holds a preset is replaced.
+            preprocessor: the keras-hub preprocessor saved with the model; default the task's own, its
+                image converter built from `metadata["image_converter"]` (e.g. {"scale": ..., "offset": ...}).
+            metadata: JSON-able entries for metadata.json (under "perceiver_keras"); default
+                `self.preset_metadata`, which `zoo.create_model` sets (preset, dataset, normalisation).
+        """
+        from perceiver_keras import hub  # keras_hub is imported only when presets are used
+
+        metadata = dict(getattr(self, "preset_metadata", None) or {}) if metadata is None else dict(metadata)
+        task = hub.to_task(self, preprocessor, image_converter=metadata.get("image_converter"))
+        task.save_to_preset(preset_dir, metadata=metadata)
+
+
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverIO(keras.Model):
+class PerceiverIO(PresetSaving, keras.Model):
     """A functional Keras model assembled from Perceiver IO parts.
 
     A task is new parts (preprocessor, query provider, postprocessor), not a new class: the
@@ -150,27 +175,6 @@ class PerceiverIO(keras.Model):
         """Whole arrays are checked once, before Keras batches them (a tf.data pipeline is not read here)."""
         if isinstance(x, np.ndarray) or (isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values())):
             self.check_inputs(x)
-
-    def save_to_preset(self, preset_dir, preprocessor=None, metadata=None):
-        """Writes the model as a keras-hub preset to `preset_dir`, all or nothing.
-
-        The preset holds config.json (a `PerceiverBackbone`), task.json, model.weights.h5 and
-        task.weights.h5, the keras-hub preprocessor's config with its tokenizer's or image converter's,
-        and metadata.json; `keras_hub.models.<Task>.from_preset(preset_dir)` rebuilds the model with equal
-        outputs (`perceiver_keras.hub.to_task` says which task). Imports keras_hub.
-
-        Args:
-            preset_dir: the folder; one that already holds a preset is replaced.
-            preprocessor: the keras-hub preprocessor saved with the model; default the task's own, its
-                image converter built from `metadata["image_converter"]` (e.g. {"scale": ..., "offset": ...}).
-            metadata: JSON-able entries for metadata.json (under "perceiver_keras"); default
-                `self.preset_metadata`, which `zoo.create_model` sets (preset, dataset, normalisation).
-        """
-        from perceiver_keras import hub  # keras_hub is imported only when presets are used
-
-        metadata = dict(getattr(self, "preset_metadata", None) or {}) if metadata is None else dict(metadata)
-        task = hub.to_task(self, preprocessor, image_converter=metadata.get("image_converter"))
-        task.save_to_preset(preset_dir, metadata=metadata)
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}

@@ -6,12 +6,13 @@ import keras
 
 from perceiver_keras import _checks
 from perceiver_keras.initialization import derive_seed, seed_initializers
+from perceiver_keras.model import PresetSaving
 
 _LAYER_ARGS = ("preprocessor", "encoder", "query", "decoder", "postprocessor")
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class MultimodalPerceiverIO(keras.Model):
+class MultimodalPerceiverIO(PresetSaving, keras.Model):
     """A functional Keras model from multimodal Perceiver IO parts, taking and returning dicts.
 
     Inputs: one tensor per modality of the preprocessor, named after it, (B, *expected_shape) (for
@@ -96,27 +97,6 @@ class MultimodalPerceiverIO(keras.Model):
         # Before Layer.__call__, whose error wrapper would append every input array to the message.
         self.check_inputs(args[0] if args else kwargs.get("inputs"))
         return super().__call__(*args, **kwargs)
-
-    def save_to_preset(self, preset_dir, preprocessor=None, metadata=None):
-        """Writes the model as a keras-hub preset to `preset_dir`, all or nothing.
-
-        The preset holds config.json (a `PerceiverBackbone`), task.json, model.weights.h5 and
-        task.weights.h5, the keras-hub preprocessor's config with its tokenizer's or image converter's,
-        and metadata.json; `keras_hub.models.<Task>.from_preset(preset_dir)` rebuilds the model with equal
-        outputs (`perceiver_keras.hub.to_task` says which task). Imports keras_hub.
-
-        Args:
-            preset_dir: the folder; one that already holds a preset is replaced.
-            preprocessor: the keras-hub preprocessor saved with the model; default the task's own, its
-                image converter built from `metadata["image_converter"]` (e.g. {"scale": ..., "offset": ...}).
-            metadata: JSON-able entries for metadata.json (under "perceiver_keras"); default
-                `self.preset_metadata`, which `zoo.create_model` sets (preset, dataset, normalisation).
-        """
-        from perceiver_keras import hub  # keras_hub is imported only when presets are used
-
-        metadata = dict(getattr(self, "preset_metadata", None) or {}) if metadata is None else dict(metadata)
-        task = hub.to_task(self, preprocessor, image_converter=metadata.get("image_converter"))
-        task.save_to_preset(preset_dir, metadata=metadata)
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable,

@@ -4,7 +4,7 @@ import keras
 from keras_hub.models import Backbone
 
 from perceiver_keras.encoder import PerceiverEncoder
-from perceiver_keras.hub import _preset_files
+from perceiver_keras.hub import _preset_files, _preset_io
 from perceiver_keras.multimodal import MultimodalPreprocessor
 
 
@@ -101,6 +101,7 @@ class PerceiverBackbone(Backbone):
         """Writes config.json, metadata.json and model.weights.h5 to `preset_dir`, all or nothing."""
         with _preset_files.writing(preset_dir) as folder:
             super().save_to_preset(folder, max_shard_size=max_shard_size)
+            _preset_io.name_keras_hub_tasks(folder, type(self))
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

@@ -1,17 +1,16 @@
 """`PerceiverImageClassifier`: a Perceiver IO image classifier as a keras-hub `ImageClassifier`."""
 
 import keras
-from keras_hub.models import ImageClassifier, Task
+from keras_hub.models import ImageClassifier
 
-from perceiver_keras.hub import _preset_files, _task_checks
+from perceiver_keras.hub._classification_head import ClassifierTask
 from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
 from perceiver_keras.hub.perceiver_image_classifier_preprocessor import PerceiverImageClassifierPreprocessor
-from perceiver_keras.hub._classification_head import classification_head
 from perceiver_keras.image import ImagePreprocessor
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverImageClassifier(ImageClassifier):
+class PerceiverImageClassifier(ClassifierTask, ImageClassifier):
     """Images (B, H, W, C) -> class logits (B, num_classes): a backbone, one query, a decoder.
 
     One trainable query (B, 1, E) cross-attends to the backbone's latents with a query residual and is
@@ -43,35 +42,3 @@ class PerceiverImageClassifier(ImageClassifier):
     preprocessor_cls = PerceiverImageClassifierPreprocessor
     input_adapter_cls = ImagePreprocessor
     task_description = "an image classifier"
-
-    def __init__(self, backbone, num_classes=None, preprocessor=None, query=None, decoder=None, activation=None,
-                 **kwargs):
-        _task_checks.check_backbone(type(self), backbone)
-        num_classes = _task_checks.num_classes(type(self), num_classes)
-        self.backbone, self.preprocessor = backbone, preprocessor
-        inputs = backbone.input
-        self.query, self.decoder, self.postprocessor, outputs = classification_head(
-            backbone, inputs, num_classes, query, decoder, activation)
-        Task.__init__(self, inputs=inputs, outputs=outputs, **kwargs)
-        self.num_classes, self.activation = num_classes, activation
-
-    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
-        """Writes the preset (task, backbone, preprocessor, metadata) to `preset_dir`, all or nothing.
-
-        `metadata`: JSON-able entries added to metadata.json under "perceiver_keras".
-        """
-        with _preset_files.writing(preset_dir) as folder:
-            super().save_to_preset(folder, max_shard_size=max_shard_size)
-            _preset_files.add_metadata(folder, type(self).__name__, metadata)
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        _preset_files.check_preset(preset, cls, load_weights, cls.input_adapter_cls, cls.task_description)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
-
-    def get_config(self):
-        config = Task.get_config(self)
-        config.update(num_classes=self.num_classes, activation=self.activation,
-                      query=keras.saving.serialize_keras_object(self.query),
-                      decoder=keras.saving.serialize_keras_object(self.decoder))
-        return config

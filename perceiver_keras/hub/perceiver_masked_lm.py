@@ -4,7 +4,7 @@ import keras
 from keras_hub.models import MaskedLM, Task
 
 from perceiver_keras.decoder import PerceiverDecoder
-from perceiver_keras.hub import _preset_files, _task_checks
+from perceiver_keras.hub import _preset_io, _task_checks
 from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
 from perceiver_keras.hub.perceiver_masked_lm_preprocessor import PerceiverMaskedLMPreprocessor
 from perceiver_keras.position_encoding import TrainablePositionEncoding
@@ -12,7 +12,7 @@ from perceiver_keras.text import TextPreprocessor
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverMaskedLM(MaskedLM):
+class PerceiverMaskedLM(_preset_io.PresetTask, MaskedLM):
     """{"token_ids", "padding_mask"} (B, L), "mask_positions" (B, P) -> byte logits (B, P, V) there.
 
     The paper's masked LM: one trainable query per position (only the masked positions' are decoded:
@@ -47,6 +47,7 @@ class PerceiverMaskedLM(MaskedLM):
     preprocessor_cls = PerceiverMaskedLMPreprocessor
     input_adapter_cls = TextPreprocessor
     task_description = "a masked language model"
+    head_layer_args = ("query", "decoder")
 
     def __init__(self, backbone, preprocessor=None, query=None, decoder=None, **kwargs):
         _task_checks.check_backbone(type(self), backbone)
@@ -64,20 +65,3 @@ class PerceiverMaskedLM(MaskedLM):
         outputs = self.decoder(self.query(embedded, indices=mask_positions), latents)
         logits = adapter(outputs, reverse=True)  # the tied byte embedding
         Task.__init__(self, inputs=inputs, outputs=logits, **kwargs)
-
-    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
-        """Writes the preset (task, backbone, preprocessor, tokenizer, metadata) to `preset_dir`, all or nothing."""
-        with _preset_files.writing(preset_dir) as folder:
-            super().save_to_preset(folder, max_shard_size=max_shard_size)
-            _preset_files.add_metadata(folder, type(self).__name__, metadata)
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        _preset_files.check_preset(preset, cls, load_weights, cls.input_adapter_cls, cls.task_description)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
-
-    def get_config(self):
-        config = Task.get_config(self)
-        config.update(query=keras.saving.serialize_keras_object(self.query),
-                      decoder=keras.saving.serialize_keras_object(self.decoder))
-        return config

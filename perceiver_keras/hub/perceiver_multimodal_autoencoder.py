@@ -3,7 +3,7 @@
 import keras
 from keras_hub.models import Task
 
-from perceiver_keras.hub import _preset_files, _task_checks
+from perceiver_keras.hub import _preset_io, _task_checks
 from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
 from perceiver_keras.hub.perceiver_multimodal_autoencoder_preprocessor import (
     PerceiverMultimodalAutoencoderPreprocessor,
@@ -12,7 +12,7 @@ from perceiver_keras.multimodal import MultimodalPreprocessor
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverMultimodalAutoencoder(Task):
+class PerceiverMultimodalAutoencoder(_preset_io.PresetTask, Task):
     """A dict of modalities in ("audio", "image", "label" for the paper's model), the same decoded out.
 
     The backbone embeds and concatenates the modalities and encodes them; one decoder runs over every
@@ -45,6 +45,7 @@ class PerceiverMultimodalAutoencoder(Task):
     preprocessor_cls = PerceiverMultimodalAutoencoderPreprocessor
     input_adapter_cls = MultimodalPreprocessor
     task_description = "a multimodal autoencoder"
+    head_layer_args = ("query", "decoder", "postprocessor")
 
     def __init__(self, backbone, query, decoder, postprocessor, preprocessor=None, subsampled_modalities=(), **kwargs):
         _task_checks.check_backbone(type(self), backbone)
@@ -75,21 +76,7 @@ class PerceiverMultimodalAutoencoder(Task):
         super().compile(optimizer=keras.optimizers.Adam(1e-4) if optimizer == "auto" else optimizer, loss=loss,
                         metrics=None if metrics == "auto" else metrics, **kwargs)
 
-    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
-        """Writes the preset (task, backbone, preprocessor, metadata) to `preset_dir`, all or nothing."""
-        with _preset_files.writing(preset_dir) as folder:
-            super().save_to_preset(folder, max_shard_size=max_shard_size)
-            _preset_files.add_metadata(folder, type(self).__name__, metadata)
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        _preset_files.check_preset(preset, cls, load_weights, cls.input_adapter_cls, cls.task_description)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
-
     def get_config(self):
         config = super().get_config()
-        config.update(query=keras.saving.serialize_keras_object(self.query),
-                      decoder=keras.saving.serialize_keras_object(self.decoder),
-                      postprocessor=keras.saving.serialize_keras_object(self.postprocessor),
-                      subsampled_modalities=list(self.subsampled_modalities))
+        config.update(subsampled_modalities=list(self.subsampled_modalities))
         return config

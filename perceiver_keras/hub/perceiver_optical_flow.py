@@ -5,14 +5,14 @@ from keras_hub.models import Task
 
 from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.flow import FlowPostprocessor, FlowPreprocessor
-from perceiver_keras.hub import _preset_files, _task_checks
+from perceiver_keras.hub import _preset_io, _task_checks
 from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
 from perceiver_keras.hub.perceiver_optical_flow_preprocessor import PerceiverOpticalFlowPreprocessor
 from perceiver_keras.position_encoding import InputQuery
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverOpticalFlow(Task):
+class PerceiverOpticalFlow(_preset_io.PresetTask, Task):
     """Frame pairs (B, 2, H, W, 3) -> flow (B, H, W, 2); with output indices, the flow of those pixels.
 
     The decoder's queries are the embedded inputs themselves (each pixel's patches and position), so
@@ -43,6 +43,7 @@ class PerceiverOpticalFlow(Task):
     preprocessor_cls = PerceiverOpticalFlowPreprocessor
     input_adapter_cls = FlowPreprocessor
     task_description = "an optical-flow model"
+    head_layer_args = ("decoder",)
 
     def __init__(self, backbone, preprocessor=None, decoder=None, rescale_factor=100.0, use_output_indices=False,
                  **kwargs):
@@ -72,19 +73,7 @@ class PerceiverOpticalFlow(Task):
                         loss=keras.losses.MeanAbsoluteError() if loss == "auto" else loss,
                         metrics=None if metrics == "auto" else metrics, **kwargs)
 
-    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
-        """Writes the preset (task, backbone, preprocessor, metadata) to `preset_dir`, all or nothing."""
-        with _preset_files.writing(preset_dir) as folder:
-            super().save_to_preset(folder, max_shard_size=max_shard_size)
-            _preset_files.add_metadata(folder, type(self).__name__, metadata)
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        _preset_files.check_preset(preset, cls, load_weights, cls.input_adapter_cls, cls.task_description)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
-
     def get_config(self):
         config = super().get_config()
-        config.update(decoder=keras.saving.serialize_keras_object(self.decoder), rescale_factor=self.rescale_factor,
-                      use_output_indices=self.use_output_indices)
+        config.update(rescale_factor=self.rescale_factor, use_output_indices=self.use_output_indices)
         return config

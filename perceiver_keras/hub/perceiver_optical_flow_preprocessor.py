@@ -1,17 +1,15 @@
 """`PerceiverOpticalFlowPreprocessor`: frame pairs -> the flow model's normalised frames."""
 
 import keras
-from keras_hub.models import Preprocessor
-from keras_hub.src.utils.tensor_utils import preprocessing_function
 
 from perceiver_keras.flow import FlowPreprocessor
-from perceiver_keras.hub import _task_checks
+from perceiver_keras.hub._frame_scaling_preprocessor import FrameScalingPreprocessor
 from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
 from perceiver_keras.hub.perceiver_image_converter import PerceiverImageConverter
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverOpticalFlowPreprocessor(Preprocessor):
+class PerceiverOpticalFlowPreprocessor(FrameScalingPreprocessor):
     """Normalises frame pairs (B, 2, H, W, 3) (or the "frames" of a dict) for `PerceiverOpticalFlow`.
 
     The image converter scales and offsets every frame (e.g. uint8 0..255 to DeepMind's [-1, 1]:
@@ -31,21 +29,7 @@ class PerceiverOpticalFlowPreprocessor(Preprocessor):
     image_converter_cls = PerceiverImageConverter
     input_adapter_cls = FlowPreprocessor
     task_description = "an optical-flow model"
+    why_not_resized = "Optical-flow frames are not resized (the flow would change with them)."
 
-    def __init__(self, image_converter=None, **kwargs):
-        super().__init__(**kwargs)
-        if image_converter is not None and image_converter.image_size is not None:
-            raise ValueError("Optical-flow frames are not resized (the flow would change with them). Expected an "
-                             f"image converter without image_size. Received: image_size={image_converter.image_size}")
-        self.image_converter = image_converter
-
-    @preprocessing_function
-    def call(self, x, y=None, sample_weight=None):
-        if self.image_converter is not None:
-            x = dict(x, frames=self.image_converter(x["frames"])) if isinstance(x, dict) else self.image_converter(x)
-        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
-
-    @classmethod
-    def _add_missing_kwargs(cls, loader, kwargs):
-        _task_checks.check_loader_modality(cls, loader)
-        return super()._add_missing_kwargs(loader, kwargs)
+    def scale_frames(self, x):
+        return dict(x, frames=self.image_converter(x["frames"])) if isinstance(x, dict) else self.image_converter(x)

@@ -1,17 +1,16 @@
 """`PerceiverTextClassifier`: a Perceiver IO byte-level text classifier as a keras-hub `TextClassifier`."""
 
 import keras
-from keras_hub.models import Task, TextClassifier
+from keras_hub.models import TextClassifier
 
-from perceiver_keras.hub import _preset_files, _task_checks
-from perceiver_keras.hub._classification_head import classification_head
+from perceiver_keras.hub._classification_head import ClassifierTask
 from perceiver_keras.hub.perceiver_backbone import PerceiverBackbone
 from perceiver_keras.hub.perceiver_text_classifier_preprocessor import PerceiverTextClassifierPreprocessor
 from perceiver_keras.text import TextPreprocessor
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverTextClassifier(TextClassifier):
+class PerceiverTextClassifier(ClassifierTask, TextClassifier):
     """{"token_ids", "padding_mask"} (B, L) -> class logits (B, num_classes), or strings through `predict`.
 
     The byte masked LM's encoder (so its weights transfer: `TextClassifier.from_preset(mlm_preset,
@@ -40,32 +39,3 @@ class PerceiverTextClassifier(TextClassifier):
     preprocessor_cls = PerceiverTextClassifierPreprocessor
     input_adapter_cls = TextPreprocessor
     task_description = "a text classifier"
-
-    def __init__(self, backbone, num_classes=None, preprocessor=None, query=None, decoder=None, activation=None,
-                 **kwargs):
-        _task_checks.check_backbone(type(self), backbone)
-        num_classes = _task_checks.num_classes(type(self), num_classes)
-        self.backbone, self.preprocessor = backbone, preprocessor
-        inputs = backbone.input
-        self.query, self.decoder, self.postprocessor, outputs = classification_head(
-            backbone, inputs, num_classes, query, decoder, activation)
-        Task.__init__(self, inputs=inputs, outputs=outputs, **kwargs)
-        self.num_classes, self.activation = num_classes, activation
-
-    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
-        """Writes the preset (task, backbone, preprocessor, tokenizer, metadata) to `preset_dir`, all or nothing."""
-        with _preset_files.writing(preset_dir) as folder:
-            super().save_to_preset(folder, max_shard_size=max_shard_size)
-            _preset_files.add_metadata(folder, type(self).__name__, metadata)
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        _preset_files.check_preset(preset, cls, load_weights, cls.input_adapter_cls, cls.task_description)
-        return super().from_preset(preset, load_weights=load_weights, **kwargs)
-
-    def get_config(self):
-        config = Task.get_config(self)
-        config.update(num_classes=self.num_classes, activation=self.activation,
-                      query=keras.saving.serialize_keras_object(self.query),
-                      decoder=keras.saving.serialize_keras_object(self.decoder))
-        return config
