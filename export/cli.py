@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from export.arguments import COUNT, NON_NEGATIVE_INT, ArgumentParser, UsageError, quantizations
+
 EXIT_PASSED, EXIT_THRESHOLD_FAILED, EXIT_ERROR = 0, 1, 2
 _HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "thresholds", "extra_artifacts",
           "quantizations")
@@ -43,13 +45,19 @@ _HOOKS = ("prepare_model", "extra_signatures", "extra_metrics", "regression", "t
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status instead of exiting."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return EXIT_ERROR
     # TensorFlow is imported only after argument parsing, so `--help` and usage errors are quick.
     from export.api import export_model
+    from export.outdir import check_out_dir
     from export.report import Thresholds
     from export.tflite import DEFAULT_QUANTIZATIONS, UnsupportedOpError
 
     try:
+        check_out_dir(Path(args.out), args.overwrite, protected=(args.source,))  # before the model and data load
         model, calibration, evaluation, hooks = _load_source(Path(args.source), args)
         if hooks.get("prepare_model"):
             model = hooks["prepare_model"](model)
@@ -64,56 +72,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             thresholds=Thresholds(**hooks.get("thresholds", {})),
             extra_artifacts=hooks.get("extra_artifacts"), protected=(args.source,),
         )
-    except (UnsupportedOpError, FileExistsError, FileNotFoundError, ValueError, ImportError) as error:
+    except (UnsupportedOpError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            PermissionError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(report.table())
     return EXIT_PASSED if report.passed else EXIT_THRESHOLD_FAILED
 
 
-def _quantizations(text: str) -> tuple[str, ...]:
-    from export.tflite import QUANTIZATIONS
-
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in QUANTIZATIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown quantization {', '.join(unknown) or '(none)'}; expected a comma-separated "
-            f"subset of {','.join(QUANTIZATIONS)}. Received: {text!r}"
-        )
-    return names
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m export",
         description="Export a Keras model to SavedModel + TFLite and verify it against Keras.",
     )
     parser.add_argument("source", help="a run directory (model.keras + run.json) or a .keras file")
     parser.add_argument("--out", required=True, help="the directory to create")
     parser.add_argument(
-        "--quantize", type=_quantizations, default=None,
+        "--quantize", type=quantizations, default=None,
         help="comma-separated subset of float32,float16,dynamic,int8,int16x8 (default: all)",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=1,
+    parser.add_argument("--batch-size", type=COUNT, default=1,
                         help="the .tflite files' static batch (default 1: every shape static, as NPUs, "
                              "microcontrollers and GPU delegates want)")
     parser.add_argument("--dynamic-batch", action="store_true",
                         help="give the .tflite files a dynamic batch instead (servers); edge toolchains reject it")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export in --out (never a run, a source or a folder of yours)")
-    parser.add_argument("--num-eval", type=int, default=None, help="verify on at most N samples")
-    parser.add_argument("--latency-runs", type=int, default=20, help="timed runs per variant (0: skip)")
+    parser.add_argument("--num-eval", type=COUNT, default=None, help="verify on at most N samples")
+    parser.add_argument("--latency-runs", type=NON_NEGATIVE_INT, default=20, help="timed runs per variant (0: skip)")
     parser.add_argument("--calibration-data", help=".npz with x (or x/<input name>) for a .keras source")
     parser.add_argument("--eval-data", help=".npz with x (or x/<input name>) and optional y")
     return parser
@@ -121,12 +107,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any, dict]:
     """The model, calibration data, evaluation data and export hooks named by the command line."""
-    import keras
+    from export.run_directory import check_model_of_run
+    from perceiver_keras import load_model
 
     if source.is_dir():
         run = _read_run(source)
         _import_all(run.get("imports", []))
-        model = keras.saving.load_model(source / "model.keras", compile=False)
+        model = load_model(source / "model.keras", compile=False)
+        check_model_of_run(model, run, source / "model.keras")
         data = _build_data(run)
         hooks = {key: data[key] for key in _HOOKS if data.get(key)}
         return model, data.get("calibration"), data.get("eval"), hooks
@@ -137,7 +125,7 @@ def _load_source(source: Path, args: argparse.Namespace) -> tuple[Any, Any, Any,
     if args.eval_data is None and args.calibration_data is None:
         raise ValueError("A .keras source needs --eval-data (and --calibration-data for int8).")
     _import_all([])
-    model = keras.saving.load_model(source, compile=False)
+    model = load_model(source, compile=False)
     calibration = _read_npz(args.calibration_data)[0] if args.calibration_data else None
     evaluation = _read_npz(args.eval_data) if args.eval_data else None
     return model, calibration, evaluation, {}

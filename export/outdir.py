@@ -73,6 +73,9 @@ def check_out_dir(out_dir: Path, overwrite: bool, protected: Iterable[str | os.P
                 "Move them away or choose a new folder."
             )
     parent = _existing_ancestor(out_dir.parent)
+    if not parent.is_dir():
+        raise OutputDirError(f"--out {out_dir}: {parent} is a file, so no folder can be made there. Choose a folder "
+                             "path for the export.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputDirError(f"Cannot create {out_dir}: {parent} is not writable.")
 

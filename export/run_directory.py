@@ -32,7 +32,7 @@ def read_run_json(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         run = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise FileNotFoundError(f"{path} is missing: {path.parent} is not a run directory.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunDirectoryError(f"{path} is not valid JSON ({error}); the run's record is damaged.") from None
@@ -45,11 +45,14 @@ def read_finished_run(directory: str | os.PathLike) -> dict[str, Any]:
     """run.json of a finished run whose model.keras is the one that run wrote.
 
     Raises:
+        NotADirectoryError: `directory` is a file.
         FileNotFoundError: run.json or model.keras is missing.
         RunDirectoryError: run.json is damaged, the run is not finished (still training, killed, or
             being retrained with --overwrite), or model.keras is not the file the run wrote.
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; expected a run directory (model.keras + run.json).")
     run = read_run_json(directory / "run.json")
     status = run.get("status")
     if status is not None and status != "finished":  # a run.json written by hand has no status
@@ -68,3 +71,25 @@ def read_finished_run(directory: str | os.PathLike) -> dict[str, Any]:
             "Retrain the run or export the .keras file directly."
         )
     return run
+
+
+def check_model_of_run(model: Any, run: dict[str, Any], model_file: str | os.PathLike) -> None:
+    """Raises unless `model` (loaded from `model_file`) is a model of run.json's task and preset.
+
+    A zoo model is named after its preset (or run.json's `--set name=...`); a run.json written by hand
+    (without a status or a preset) is not checked. This catches a model.keras copied in from another
+    run whose SHA-256 was written into run.json as well, before its inputs fail in an unrelated way.
+
+    Raises:
+        RunDirectoryError: the model's name is not the one the run's preset gives its model.
+    """
+    preset = run.get("preset")
+    if not preset or run.get("status") is None:
+        return
+    expected = run.get("model_overrides", {}).get("name", preset)
+    if model.name != expected:
+        raise RunDirectoryError(
+            f"{model_file} holds the model '{model.name}', but run.json records a run of task {run.get('task')!r}, "
+            f"preset {preset!r}, whose model is named '{expected}': the model belongs to another run or task. "
+            "Retrain the run, or export that model's own run or .keras file."
+        )

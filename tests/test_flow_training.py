@@ -91,6 +91,7 @@ def test_loss_and_metric_are_numpy_epe_in_pixels():
 
 
 def test_more_decoded_pixels_than_the_frame_has_raises(tmp_path):
-    with pytest.raises(ValueError, match=r"decoded_pixels <= 256 .*16x16.* Received: decoded_pixels=300"):
+    with pytest.raises(ValueError, match=r"--decoded-pixels must be from 1 to 256 .*16x16.* "
+                                         r"Received: --decoded-pixels 300"):
         training.train("optical_flow", "flow_small", tmp_path / "x", model_overrides=TOY,
                        **{**OPTIONS, "decoded_pixels": 300})

@@ -135,7 +135,8 @@ def test_loss_and_metrics_are_the_numpy_definitions():
 
 
 def test_bad_decoded_counts_and_datasets_raise(tmp_path):
-    with pytest.raises(ValueError, match=r"decoded_audio_patches <= 4 .* Received: decoded_audio_patches=5"):
+    with pytest.raises(ValueError, match=r"--decoded-audio-patches must be from 1 to 4 .* Received: "
+                                         r"--decoded-audio-patches 5"):
         training.train("multimodal_autoencoding", "multimodal_small", tmp_path / "a", model_overrides=TOY,
                        **{**OPTIONS, "decoded_audio_patches": 5})
     preset = training.with_overrides(registry.get_preset("multimodal_small"), TOY)
@@ -143,5 +144,5 @@ def test_bad_decoded_counts_and_datasets_raise(tmp_path):
         TASK.datasets(preset, 2, 0, {"multimodal_dataset": "kinetics"})
     with pytest.raises(ValueError, match=r"ucf101 has 101 classes: .*--set num_classes=101"):
         TASK.datasets(preset, 2, 0, {"multimodal_dataset": "ucf101"})
-    with pytest.raises(ValueError, match="needs its folder: pass data_dir"):
+    with pytest.raises(ValueError, match="needs its folder: pass --data-dir"):
         TASK.datasets(preset, 2, 0, {"multimodal_dataset": "clip_folder"})

@@ -82,12 +82,15 @@ def test_every_task_hypermodel_builds_sampled_configurations(task, preset, overr
 
 
 def test_bad_tuner_and_max_trials_are_refused(tmp_path, capsys):
-    with pytest.raises(ValueError, match=r"Expected one of \['bayesian', 'hyperband', 'random'\]. Received: tuner='grid'"):
+    with pytest.raises(ValueError, match=r"--tuner must be one of bayesian, hyperband, random. Received: --tuner 'grid'"):
         tuning.tune("image_classification", "digits", tmp_path, tuner="grid", max_trials=2)
+    with pytest.raises(ValueError, match=r"--max-trials must be an integer from 1 to 2147483647. Received: --max-trials 0"):
+        tuning.tune("image_classification", "digits", tmp_path, max_trials=0)
     for bad in (0, -1):
         argv = ["tune", "image_classification", "--preset", "digits", "--out", str(tmp_path), "--max-trials", str(bad)]
         assert cli.main(argv) == cli.EXIT_INPUT_ERROR
-        assert re.search(f"max_trials must be a positive integer .*Received: max_trials={bad}", capsys.readouterr().err)
+        assert re.search(f"argument --max-trials: expected an integer from 1 to .*Received: '{bad}'",
+                         capsys.readouterr().err)
     with pytest.raises(ValueError, match="belongs to task 'image_classification'"):
         tuning.tune("optical_flow", "digits", tmp_path, max_trials=1)
     assert not (tmp_path / "tuner").exists()

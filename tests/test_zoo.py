@@ -98,7 +98,7 @@ def test_cli_list_and_errors(capsys, tmp_path):
     assert "imagenet_fourier" in capsys.readouterr().out
     argv = ["train", "image_classification", "--preset", "digits", "--out", str(tmp_path / "x"), "--precision", "fp8"]
     assert cli.main(argv) == cli.EXIT_INPUT_ERROR
-    assert "Received: precision='fp8'" in capsys.readouterr().err
+    assert "argument --precision: invalid choice: 'fp8'" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="run.json is missing"):
         training.load_run("/nonexistent")
 
@@ -106,13 +106,15 @@ def test_cli_list_and_errors(capsys, tmp_path):
 def test_cli_task_options_reach_train_and_tune(monkeypatch):
     seen = {}
     monkeypatch.setattr(training, "train", lambda task, preset, out, **kwargs: seen.update(kwargs) or {"test_metrics": {}})
-    flags = ["--decoded-audio-patches", "4", "--tone-period", "32", "--label-loss-weight", "1", "--max-flow", "2.5",
-             "--window-candidates", "8", "--multimodal-dataset", "synthetic_audiovisual", "--set", "num_latents=8"]
+    flags = ["--decoded-audio-patches", "4", "--tone-period", "32", "--label-loss-weight", "1",
+             "--multimodal-dataset", "synthetic_audiovisual", "--set", "num_latents=8"]
     assert cli.main(["train", "multimodal_autoencoding", "--preset", "multimodal_small", "--out", "/tmp/x", *flags]) == 0
-    assert {k: seen[k] for k in ("decoded_audio_patches", "tone_period", "label_loss_weight", "max_flow",
-                                 "window_candidates", "multimodal_dataset")} == {
-        "decoded_audio_patches": 4, "tone_period": 32, "label_loss_weight": 1.0, "max_flow": 2.5,
-        "window_candidates": 8, "multimodal_dataset": "synthetic_audiovisual"}
+    assert {k: seen[k] for k in ("decoded_audio_patches", "tone_period", "label_loss_weight", "multimodal_dataset")
+            } == {"decoded_audio_patches": 4, "tone_period": 32, "label_loss_weight": 1.0,
+                  "multimodal_dataset": "synthetic_audiovisual"}
     assert seen["model_overrides"] == {"num_latents": 8}
-    tune = cli._parser().parse_args(["tune", "optical_flow", "--preset", "flow_small", "--out", "/tmp/t", *flags])
+    flow = ["--max-flow", "2.5", "--window-candidates", "8", "--set", "num_latents=8"]
+    assert cli.main(["train", "optical_flow", "--preset", "flow_small", "--out", "/tmp/x", *flow]) == 0
+    assert (seen["max_flow"], seen["window_candidates"]) == (2.5, 8)
+    tune = cli._parser().parse_args(["tune", "optical_flow", "--preset", "flow_small", "--out", "/tmp/t", *flow])
     assert (tune.max_flow, tune.window_candidates, tune.overrides) == (2.5, 8, [("num_latents", 8)])

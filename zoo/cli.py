@@ -1,63 +1,23 @@
-"""`python -m zoo list | train | evaluate | demo | tune`."""
+"""`python -m zoo list | train | evaluate | demo | tune | convert`.
+
+Exit status: 0 on success, 1 when a check fails (the demo's or the tuned model's export), 2 when the input is
+refused: a usage error, a value out of range (named by its flag), an option the task does not use, a run
+directory or file that cannot be used, or a data file that cannot be decoded (named by its path).
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from export.arguments import COUNT, NON_NEGATIVE_INT, ArgumentParser, Number, UsageError
+from zoo import options as zoo_options
 from zoo import registry
-
-def _labels(text: str) -> list[int]:
-    try:
-        return [int(label) for label in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"Expected comma-separated integer labels, e.g. 6,7,8,9. "
-                                         f"Received: {text!r}") from None
-
-
-_TRAIN_OPTIONS = {  # flag -> (type, help)
-    "epochs": (int, "epochs to train"),
-    "batch_size": (int, "global batch size"),
-    "optimizer": (str, "lamb or adamw"),
-    "learning_rate": (float, "peak learning rate"),
-    "weight_decay": (float, "decoupled weight decay (skips biases, norms, position encodings)"),
-    "schedule": (str, "flat_cosine, cosine or constant"),
-    "warmup_epochs": (int, "linear warm-up epochs"),
-    "label_smoothing": (float, "label smoothing of the cross-entropy"),
-    "ema_momentum": (float, "keep an exponential moving average of the weights (e.g. 0.99)"),
-    "precision": (str, "float32, mixed_bfloat16 or mixed_float16"),
-    "seed": (int, "random seed"),
-    "steps_per_epoch": (int, "cap on steps per epoch"),
-    "mixup": (float, "MixUp alpha (0 disables)"),
-    "cutmix": (float, "CutMix factor (0 disables)"),
-    "data_dir": (str, "TensorFlow Datasets data directory; optical flow: the Sintel or FlyingChairs folder"),
-    "manual_dir": (str, "TFDS manual download directory (ImageNet)"),
-    "take": (int, "train on the first N examples only"),
-    "eval_take": (int, "evaluate on the first N examples only"),
-    "classes": (_labels, "image classification: train and test on these labels only, relabelled 0..K-1 in this "
-                         "order, e.g. 6,7,8,9 with --set num_classes=4"),
-    "corpus": (str, "masked LM corpus: c4, wikipedia, pydoc or text_files (default: the preset's)"),
-    "text_files": (str, "masked LM corpus files: a .txt file, a folder or a glob"),
-    "mask_probability": (float, "masked LM: fraction of words masked (0.15)"),
-    "flow_dataset": (str, "optical flow: synthetic_flow, sintel or flying_chairs (default: the preset's)"),
-    "sintel_pass": (str, "optical flow: Sintel's clean or final pass (clean)"),
-    "decoded_pixels": (int, "optical flow, multimodal: pixels decoded per example in a training step (subsampled "
-                            "decoding)"),
-    "max_flow": (float, "optical flow, synthetic pairs: the largest flow in pixels"),
-    "window_candidates": (int, "optical flow, synthetic pairs: keep the most textured of K random windows"),
-    "multimodal_dataset": (str, "multimodal: synthetic_audiovisual, ucf101 or clip_folder (default: the preset's)"),
-    "decoded_audio_patches": (int, "multimodal: audio patches decoded per clip in a training step"),
-    "image_loss_weight": (float, "multimodal: weight of the video L1 (paper 0.03)"),
-    "audio_loss_weight": (float, "multimodal: weight of the audio L1 (paper 1)"),
-    "label_loss_weight": (float, "multimodal: weight of the label cross-entropy (paper 0.0001)"),
-    "tone_period": (int, "multimodal, synthetic clips: samples per whole number of tone cycles"),
-    "frame_stride": (int, "multimodal, ucf101 and clip_folder: keep every n-th frame"),
-    "frames_per_second": (float, "multimodal, clip_folder: frame rate of the clips (25)"),
-}
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -70,8 +30,13 @@ def _parse_override(text: str) -> tuple[str, object]:
         return key, value
 
 
+TUNERS = ("bayesian", "hyperband", "random")  # zoo.tuning.TUNERS (tuning imports KerasTuner)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m zoo", description="The perceiver-keras model zoo.")
+    from zoo.distribute import STRATEGIES
+
+    parser = ArgumentParser(prog="python -m zoo", description="The perceiver-keras model zoo.")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="list the presets")
     listing.add_argument("--task", choices=sorted(registry.TASK_MODULES))
@@ -86,16 +51,16 @@ def _parser() -> argparse.ArgumentParser:
                        "or a keras-hub preset directory; run.json lists what was not loaded and why")
     train.add_argument("--freeze-backbone", action="store_true", help="with --init-from: train the head alone "
                        "(every loaded weight outside the query, decoder and postprocessor is frozen)")
-    train.add_argument("--strategy", default=None, help="default, mirrored, multi_worker (TF_CONFIG), tpu, or "
-                       "data_parallel (JAX); --batch-size stays the global batch")
-    train.add_argument("--worker-timeout", type=float, default=300.0,
+    train.add_argument("--strategy", default=None, choices=STRATEGIES, help="default, mirrored, multi_worker "
+                       "(TF_CONFIG), tpu, or data_parallel (JAX); --batch-size stays the global batch")
+    train.add_argument("--worker-timeout", type=zoo_options.POSITIVE, default=300.0,
                        help="multi_worker: seconds to wait for the workers of TF_CONFIG (300)")
     evaluate = commands.add_parser("evaluate", help="test-split metrics of a run")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--batch-size", type=int)
+    evaluate.add_argument("--batch-size", type=COUNT, help="default: the run's")
     demo = commands.add_parser("demo", help="train digits, evaluate, export and verify (offline)")
     demo.add_argument("--out", default="demo_out")
-    demo.add_argument("--epochs", type=int)
+    demo.add_argument("--epochs", type=COUNT)
     _add_tune_parser(commands)
     convert = commands.add_parser("convert", help="turn a transformers save_pretrained folder (safetensors) into a "
                                                   "keras-hub preset, checked against transformers' own model")
@@ -108,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_training_options(parser: argparse.ArgumentParser, set_help: str) -> None:
     """The training options shared by `train` and `tune` (every trial trains with them)."""
-    for name, (kind, help_text) in _TRAIN_OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    for name, option in zoo_options.TRAINING_OPTIONS.items():
+        parser.add_argument(zoo_options.flag(name), type=option.type, choices=option.choices, help=option.help)
     parser.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
     parser.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
                         help="XLA compilation (default: Keras' auto)")
@@ -118,32 +83,44 @@ def _add_training_options(parser: argparse.ArgumentParser, set_help: str) -> Non
 
 
 def _add_tune_parser(commands) -> None:
+    from export.arguments import quantizations
+
     tune = commands.add_parser("tune", help="search latents, width, depth, heads, learning rate and weight decay "
                                             "around a preset; retrain and export the best")
     tune.add_argument("task", choices=sorted(registry.TASK_MODULES))
     tune.add_argument("--preset", required=True, help="the preset at the centre of the search")
     tune.add_argument("--out", required=True, help="tuning directory (tuner/ state resumes; results.md; best/; export/)")
-    tune.add_argument("--tuner", default="random", help="random, hyperband or bayesian")
-    tune.add_argument("--max-trials", type=int, default=10, help="configurations to try (Hyperband: at most)")
-    tune.add_argument("--scale", type=float, default=2.0, help="architecture candidates at 1/scale, 1 and scale times the preset's")
-    tune.add_argument("--retrain-epochs", type=int, help="epochs of the best configuration's run (default: --epochs)")
+    tune.add_argument("--tuner", default="random", choices=TUNERS, help="random, hyperband or bayesian")
+    tune.add_argument("--max-trials", type=COUNT, default=10, help="configurations to try (Hyperband: at most)")
+    tune.add_argument("--scale", type=Number(float, 1, low_open=True), default=2.0,
+                      help="architecture candidates at 1/scale, 1 and scale times the preset's (> 1)")
+    tune.add_argument("--retrain-epochs", type=COUNT, help="epochs of the best configuration's run (default: --epochs)")
     tune.add_argument("--no-export", dest="export", action="store_false", help="skip exporting the best model")
-    tune.add_argument("--quantize", help="the export's comma-separated quantizations (default: all)")
-    tune.add_argument("--latency-runs", type=int, default=20, help="the export's timed runs per variant (0: skip)")
+    tune.add_argument("--quantize", type=quantizations, help="the export's comma-separated quantizations (default: all)")
+    tune.add_argument("--latency-runs", type=NON_NEGATIVE_INT, default=20,
+                      help="the export's timed runs per variant (0: skip)")
     _add_training_options(tune, "override a builder argument before centring the search")
     tune.add_argument("--overwrite", action="store_true", help="start the search, retraining and export afresh")
 
 
+def _options(args: argparse.Namespace) -> dict[str, object]:
+    """The training options of a `train` or `tune` command line, checked for its task (None: not given)."""
+    options = {name: getattr(args, name) for name in zoo_options.TRAINING_OPTIONS}
+    options.update(rand_augment=args.rand_augment, jit_compile=args.jit_compile)
+    zoo_options.check_options(args.task, options)
+    return options
+
+
 def _tune(args: argparse.Namespace) -> int:
+    options = _options(args)
+    zoo_options.check_out(args.out, "a tuning directory (new or an earlier search's)")
     from zoo import tuning
 
-    options = {name: getattr(args, name) for name in _TRAIN_OPTIONS}
-    options.update(rand_augment=args.rand_augment, jit_compile=args.jit_compile)
     result = tuning.tune(
         args.task, args.preset, args.out, tuner=args.tuner, max_trials=args.max_trials,
         model_overrides=dict(args.overrides), scale=args.scale, retrain_epochs=args.retrain_epochs,
-        export=args.export, quantize=tuple(args.quantize.split(",")) if args.quantize else None,
-        latency_runs=args.latency_runs, overwrite=args.overwrite, **options,
+        export=args.export, quantize=args.quantize, latency_runs=args.latency_runs, overwrite=args.overwrite,
+        **options,
     )
     print((Path(args.out) / "results.md").read_text())
     print(json.dumps(result["best"]["test_metrics"], indent=2))
@@ -152,16 +129,47 @@ def _tune(args: argparse.Namespace) -> int:
 
 EXIT_INPUT_ERROR = 2
 """The exit status of a command refused for its input (a bad option, run directory or file), as argparse's."""
+_INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs a command; returns 0 on success, 1 when a check fails, 2 when the input is refused."""
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as error:
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except _INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except Exception as error:  # noqa: BLE001 - only our data readers' errors are input errors; others re-raise
+        message = data_file_error(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+
+
+_DATA_FILE_ERROR = re.compile(r"(Cannot decode the .*? file .*|Corrupt \.flo file .*)")
+
+
+def data_file_error(error: Exception) -> str | None:
+    """The message of a damaged data file met inside a tf.data pipeline, without TensorFlow's graph context.
+
+    `zoo.decoding` and `decode_flo` name the file ("Cannot decode the image file ...", "Corrupt .flo
+    file ..."), but tf.data raises their errors as a `tf.errors.OpError` around that text; None for any
+    other error.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(error, tf.errors.OpError):
+        return None
+    found = _DATA_FILE_ERROR.search(error.message)
+    if found is None:
+        return None
+    text = found.group(1).strip().replace('\\"', '"')
+    text = text[:-1] if text.endswith("]") and text.count("]") > text.count("[") else text
+    return re.sub(r'^(Corrupt \.flo file )"(.*?)":', r"\1\2:", text)  # tf.strings.format quotes the path
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -173,8 +181,8 @@ def _run(args: argparse.Namespace) -> int:
                   f"{'' if count is None else f'{count:,} params'}")
         return 0
     if args.command == "train":
-        options = {name: getattr(args, name) for name in _TRAIN_OPTIONS}
-        options.update(rand_augment=args.rand_augment, jit_compile=args.jit_compile)
+        options = _options(args)
+        zoo_options.check_out(args.out)
         from zoo import training
 
         run = training.train(args.task, args.preset, args.out, model_overrides=dict(args.overrides),
@@ -192,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "tune":
         return _tune(args)
     if args.command == "convert":
+        zoo_options.check_out(args.out, "a keras-hub preset folder (new or an earlier conversion's)")
         from zoo.convert.preset import to_preset
 
         print(json.dumps(to_preset(args.folder, args.out, check_parity=args.parity), indent=2))

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from zoo import training
+from zoo.options import check_out
 
 ACCURACY_TARGET = 0.98
 DEMO_MARKER = ".perceiver-keras-demo"
@@ -24,6 +25,7 @@ def run(out: str = "demo_out", epochs: int | None = None) -> int:
 
     started = time.time()
     out = Path(out)
+    check_out(out, "a demo folder (new or an earlier demo's)")
     if out.exists() or out.is_symlink():
         if not out.is_dir() or out.is_symlink() or not ((out / DEMO_MARKER).is_file() or not any(out.iterdir())):
             raise FileExistsError(

@@ -25,13 +25,14 @@ from typing import Any
 import keras
 from tensorflow import data as tf_data
 
+from export.arguments import COUNT
 from export.report import strict_json
-from export.run_directory import file_sha256, read_finished_run, read_run_json
+from export.run_directory import check_model_of_run, file_sha256, read_finished_run, read_run_json
+from perceiver_keras import load_model
 from zoo import distribute, finetune, registry
 from zoo.finetune import load_matching_weights  # noqa: F401  (the fine-tuning API, also as zoo.training's)
+from zoo.options import PRECISIONS, check_options, check_out, check_warmup
 from zoo.schedules import make_optimizer
-
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -64,7 +65,9 @@ def training_options(preset: registry.Preset, **overrides: Any) -> dict[str, Any
     options.setdefault("seed", 0)
     options.setdefault("warmup_epochs", 0)
     if options["precision"] not in PRECISIONS:
-        raise ValueError(f"Unknown precision. Expected one of {list(PRECISIONS)}. Received: precision={options['precision']!r}")
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}. Received: --precision "
+                         f"{options['precision']!r}")
+    check_warmup(options)
     return options
 
 
@@ -141,29 +144,39 @@ _RUN_FILES = ("model.keras", "history.csv", "checkpoints", "backup", "logs")
 """What a run writes besides run.json: `--overwrite` removes these (and nothing else) before training."""
 
 
-def _open_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
-    """The run.json of an unfinished run to resume, or None for a fresh run directory.
+def _previous_run(out: Path, overwrite: bool) -> dict[str, Any] | None:
+    """The run.json of an unfinished run to resume, or None for a fresh run (or one `--overwrite` replaces).
 
-    With `overwrite`, the previous run's model, checkpoints and backup are removed first and its
-    run.json marked as being retrained, so that an interrupted retraining never leaves the old
-    model.keras to be evaluated or exported as if it were the new one.
+    Nothing is changed here: `_clear_previous` removes what `--overwrite` replaces once the new run
+    has been set up, so that a command refused before training leaves the old run as it was.
     """
     run_file = out / "run.json"
     if not run_file.exists():
         return None
     previous = read_run_json(run_file)
     if overwrite:
-        write_json(run_file, {**previous, "status": "retraining"})
-        for name in _RUN_FILES:
-            path = out / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
         return None
     if previous.get("status") == "finished":
         raise FileExistsError(f"{out} already holds a finished run; pass --overwrite to train again there.")
     return previous if previous.get("status") == "running" else None
+
+
+def _clear_previous(out: Path) -> None:
+    """`--overwrite`: marks the earlier run.json as being retrained, then removes that run's model and state.
+
+    So an interrupted retraining never leaves the old model.keras to be evaluated or exported as if
+    it were the new one.
+    """
+    run_file = out / "run.json"
+    if not run_file.exists():
+        return
+    write_json(run_file, {**read_run_json(run_file), "status": "retraining"})
+    for name in _RUN_FILES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def _differences(resumed: dict[str, Any], task: str, preset_name: str, model_overrides: dict[str, Any],
@@ -222,8 +235,11 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     if preset.task != task:
         raise ValueError(f"Preset '{preset_name}' belongs to task '{preset.task}'. Received: task={task!r}")
     task_obj = registry.get_task(task)
+    check_options(task, option_overrides)  # before anything is read, built or written
+    model_overrides_given = dict(model_overrides or {})
     out = Path(out)
-    resumed = _open_run(out, overwrite)
+    check_out(out)
+    resumed = _previous_run(out, overwrite)
     option_overrides = {**option_overrides, "freeze_backbone": True if freeze_backbone else None,
                         "init_from": None if init_from is None else str(Path(init_from).expanduser().absolute())}
     if resumed:  # A resumed run keeps its own settings: the backup state was made with them.
@@ -241,8 +257,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     dist = distribute.make_strategy(strategy, worker_timeout)
     source = finetune.source_for_run(options, resumed, out / "backup")  # before the seed: reading builds a model
-    written = distribute.write_dir(out, dist)  # the run directory, or a non-chief worker's temporary folder
-    written.mkdir(parents=True, exist_ok=True)
+    # The run directory, or a non-chief worker's temporary folder: made only once the model, its
+    # --init-from weights and the data are ready, so that a refused command leaves nothing behind.
+    written = distribute.write_dir(out, dist)
 
     keras.utils.set_random_seed(options["seed"])
     previous_policy = keras.mixed_precision.global_policy()
@@ -250,17 +267,18 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     scope = contextlib.ExitStack()
     try:
         scope.enter_context(distribute.scope(dist))  # model, optimizer and metrics get distributed variables
-        model = registry.create_model(preset_name, **model_overrides)
+        model = _create_model(preset_name, model_overrides, given=model_overrides_given)
         init_record = finetune.start_run(model, source, options, resumed, verbose)  # before compile: it may freeze
         train_ds, test_ds = (distribute.shard_by_data(ds) for ds in
                              task_obj.datasets(preset, options["batch_size"], options["seed"], options))
         steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
         if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)):
             raise ValueError(f"The training data of preset '{preset_name}' has no fixed length (e.g. a repeated "
-                             "corpus): pass steps_per_epoch (--steps-per-epoch). Received: steps_per_epoch=None")
+                             "corpus): pass --steps-per-epoch.")
         if steps < 1:
-            raise ValueError(f"Training data of preset '{preset_name}' has no complete batch; "
-                             f"Received: batch_size={options['batch_size']}")
+            taken = f" of --take {options['take']} examples" if options.get("take") else ""
+            raise ValueError(f"The training data{taken} of preset '{preset_name}' has no complete batch of "
+                             f"--batch-size {options['batch_size']}: pass a smaller --batch-size.")
         model.compile(
             optimizer=make_optimizer(model, options["optimizer"], options["learning_rate"],
                                      options.get("weight_decay", 0.0), options["schedule"],
@@ -283,6 +301,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         }
         if init_record:
             run["init_from"] = init_record
+        if overwrite and written == out:
+            _clear_previous(out)
+        written.mkdir(parents=True, exist_ok=True)
         write_json(written / "run.json", run)
         (written / "checkpoints").mkdir(exist_ok=True)
         backup = (keras.callbacks.BackupAndRestore(str(out / "backup")) if written == out else
@@ -318,15 +339,30 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     return run
 
 
+def _create_model(preset_name: str, overrides: dict[str, Any], given: dict[str, Any]) -> keras.Model:
+    """The preset's model; an argument error names the caller's overrides as `--set KEY=VALUE`."""
+    try:
+        return registry.create_model(preset_name, **overrides)
+    except (TypeError, ValueError) as error:
+        if not given:
+            raise
+        sets = ", ".join(f"--set {key}={value!r}" for key, value in given.items())
+        raise ValueError(f"Preset '{preset_name}' cannot be built with {sets}: {error}") from error
+
+
 def load_run(run_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
     """The trained model and run.json of a finished run directory."""
     run_dir = Path(run_dir)
     run = read_finished_run(run_dir)
-    return keras.saving.load_model(run_dir / "model.keras", compile=False), run
+    model = load_model(run_dir / "model.keras", compile=False)
+    check_model_of_run(model, run, run_dir / "model.keras")
+    return model, run
 
 
 def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[str, float]:
-    """Metrics of a run's final model on its test split."""
+    """Metrics of a run's final model on its test split, in batches of `batch_size` (default: the run's)."""
+    if batch_size is not None:
+        COUNT.check("--batch-size", batch_size)
     model, run = load_run(run_dir)
     preset = with_overrides(registry.get_preset(run["preset"]), run.get("model_overrides", {}))
     task_obj = registry.get_task(run["task"])

@@ -29,12 +29,16 @@ import keras
 import keras_tuner
 from tensorflow import data as tf_data
 
+from export.arguments import COUNT, NON_NEGATIVE_INT, Number
 from zoo import registry, training
+from zoo.options import check_options, check_out
 from zoo.schedules import make_optimizer
 
 TUNERS = ("bayesian", "hyperband", "random")
 ARCHITECTURE = ("num_latents", "num_latent_channels", "num_self_attention_layers_per_block", "num_self_attention_heads")
 LEARNING_RATE_FACTOR, WEIGHT_DECAY_FACTOR = 4.0, 10.0
+SCALE = Number(float, 1, low_open=True)
+"""`scale`: the factor of the architecture's candidates around the centre, above 1."""
 # Whether each task's validation metric (the first of its weighted metrics or metrics) is maximised;
 # a task missing here, or whose metrics are keyed by output, is judged on its validation loss.
 MAXIMISED = {"image_classification": True, "masked_language_modeling": True, "text_classification": True,
@@ -76,8 +80,7 @@ class SearchSpace:
 
 def search_space(config: dict[str, Any], options: dict[str, Any], scale: float = 2.0) -> SearchSpace:
     """The space around a builder config and its training options; see the module docstring."""
-    if scale <= 1:
-        raise ValueError(f"scale must exceed 1. Received: scale={scale}")
+    SCALE.check("--scale", scale)
     heads = _scaled(config["num_self_attention_heads"], scale)
     # Latent channels must divide by every head count over them (self-attention, encoder and decoder
     # cross-attention): each candidate is a multiple of their least common multiple.
@@ -159,7 +162,8 @@ class PresetHyperModel(keras_tuner.HyperModel):
             steps = o.get("steps_per_epoch") or int(train.cardinality())
             if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)) or steps < 1:
                 raise ValueError(f"The training data of preset '{self.preset_name}' has no fixed length or no complete "
-                                 f"batch: pass steps_per_epoch. Received: steps_per_epoch={o.get('steps_per_epoch')}")
+                                 f"batch: pass --steps-per-epoch (or a smaller --batch-size). Received: --steps-per-epoch "
+                                 f"{o.get('steps_per_epoch')}")
             self._data = (train, test, steps)
         return self._data
 
@@ -203,9 +207,8 @@ class PresetHyperModel(keras_tuner.HyperModel):
 def check_search(tuner: str, max_trials: int) -> None:
     """Raises a ValueError for a tuner not in `TUNERS` or fewer than one trial."""
     if tuner not in TUNERS:
-        raise ValueError(f"Unknown tuner. Expected one of {list(TUNERS)}. Received: tuner={tuner!r}")
-    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
-        raise ValueError(f"max_trials must be a positive integer (at least 1). Received: max_trials={max_trials!r}")
+        raise ValueError(f"--tuner must be one of {', '.join(TUNERS)}. Received: --tuner {tuner!r}")
+    COUNT.check("--max-trials", max_trials)
 
 
 class _DeclaredSpace:
@@ -343,15 +346,22 @@ def tune(task: str, preset_name: str, out: str | Path, *, tuner: str = "random",
     Returns:
         The results.json contents: the summary, the trials, the best trial, its run and export.
     """
-    check_search(tuner, max_trials)  # before any data or model is built
+    check_search(tuner, max_trials)  # before any data or model is built, or anything written
+    SCALE.check("--scale", scale)
+    NON_NEGATIVE_INT.check("--latency-runs", latency_runs)
+    if retrain_epochs is not None:
+        COUNT.check("--retrain-epochs", retrain_epochs)
     if export and quantize is not None:
         from export import QUANTIZATIONS
 
         if not quantize or set(quantize) - set(QUANTIZATIONS):
-            raise ValueError(f"Unknown quantization. Expected some of {list(QUANTIZATIONS)}. Received: quantize={quantize!r}")
+            raise ValueError(f"--quantize must be a comma-separated subset of {','.join(QUANTIZATIONS)}. "
+                             f"Received: --quantize {','.join(quantize)!r}")
+    check_options(task, option_overrides)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(out, "a tuning directory (new or an earlier search's)")
     hypermodel = PresetHyperModel(task, preset_name, model_overrides, option_overrides, scale)
+    out.mkdir(parents=True, exist_ok=True)
     search = make_tuner(tuner, hypermodel, max_trials, out, overwrite=overwrite)
     goal = search.oracle.objective
     previous_policy = keras.mixed_precision.global_policy()

@@ -89,10 +89,10 @@ def _pickle_refused(path: Path) -> ValueError:
 
 
 def _load_keras_file(path: Path) -> keras.Model:
-    import perceiver_keras  # noqa: F401  (registers the layers a .keras file names)
+    import perceiver_keras  # registers the layers a .keras file names
 
     try:
-        return keras.saving.load_model(path, compile=False)
+        return perceiver_keras.load_model(path, compile=False)
     except Exception as error:  # zip, h5 and deserialization errors alike: the file is not a model we read
         raise ValueError(f"Could not load {path} as a Keras model: {error}") from error
 

@@ -265,8 +265,8 @@ def _keep_classes(ds: tf.data.Dataset, info: DatasetInfo, classes: Sequence[int]
     classes = list(classes)
     wrong = [c for c in classes if not isinstance(c, (int, np.integer)) or not 0 <= c < info.num_classes]
     if not classes or wrong or len(set(classes)) != len(classes):
-        raise ValueError(f"Expected distinct labels of {info.name} in 0..{info.num_classes - 1}. Received: "
-                         f"classes={classes}")
+        raise ValueError(f"--classes must be distinct labels of {info.name} in 0..{info.num_classes - 1}. "
+                         f"Received: --classes {','.join(str(c) for c in classes)}")
     new_label = np.full(info.num_classes, -1, np.int32)
     new_label[classes] = np.arange(len(classes), dtype=np.int32)
     table = tf.constant(new_label)

@@ -63,8 +63,11 @@ def build_image_classifier(
     `seed` (an int) makes the initial weights reproducible: the same seed, the same weights (see
     `PerceiverIO`).
     """
-    if len(image_shape) != 3:
-        raise ValueError(f"`image_shape` must be (height, width, channels). Received: image_shape={tuple(image_shape)}")
+    if not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in image_shape):
+        raise ValueError("`image_shape` must be (height, width, channels), three positive integers. Received: "
+                         f"image_shape={image_shape!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
     query_channels = query_channels or num_latent_channels
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
     return PerceiverIO(

@@ -15,6 +15,8 @@ class ImageClassificationTask:
     """Datasets, loss and metrics of an image-classification preset (one-hot labels throughout)."""
 
     name = "image_classification"
+    options = frozenset({"label_smoothing", "mixup", "cutmix", "rand_augment", "augment", "manual_dir", "classes"})
+    """The training options read besides `zoo.options.COMMON`: the test split is always whole (no eval_take)."""
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, test) tf.data pipelines for the preset's dataset."""

@@ -27,6 +27,13 @@ def _position_initializer(name: str):
                          f"Received: position_initializer={name!r}")
     return SinusoidalInitializer() if name == "sinusoidal" else None
 
+def _check_sizes(**values) -> None:
+    """The builder's own size arguments, checked under their names (the layers call them otherwise)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+
+
 def _text_encoder(arguments: dict, **block_args) -> PerceiverEncoder:
     """The latent encoder both builders share, from their own (identically named) arguments."""
     qk, v = arguments["qk_channels"], arguments["v_channels"]
@@ -88,6 +95,7 @@ def build_masked_language_model(
     the initial weights reproducible: the same seed, the same weights (see `PerceiverIO`).
     """
     arguments = dict(locals())
+    _check_sizes(sequence_length=sequence_length)
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation,
                       kernel_initializer=kernel_initializer)
     return PerceiverIO(
@@ -148,6 +156,7 @@ def build_text_classifier(
     `position_initializer`, `kernel_initializer` and `seed` as in `build_masked_language_model`.
     """
     arguments = dict(locals())
+    _check_sizes(sequence_length=sequence_length, num_classes=num_classes)
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation,
                       kernel_initializer=kernel_initializer)
     return PerceiverIO(

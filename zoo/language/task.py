@@ -20,6 +20,8 @@ class MaskedLanguageModelingTask:
     """Byte masked language modelling: loss and accuracy on the masked positions only."""
 
     name = "masked_language_modeling"
+    options = frozenset({"corpus", "text_files", "mask_probability", "eval_take"})
+    """The training options read besides `zoo.options.COMMON`."""
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, validation) pipelines of (x, y, sample_weight) from the preset's corpus."""
@@ -67,6 +69,8 @@ class TextClassificationTask:
     """Text classification (or regression, with one output) with each dataset's own metrics."""
 
     name = "text_classification"
+    options = frozenset({"eval_take"})
+    """The training options read besides `zoo.options.COMMON`."""
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, evaluation) pipelines of (x, y) for the preset's dataset."""
@@ -91,7 +95,7 @@ class TextClassificationTask:
         labels = [y for _, y in train.take(max(1, 10_240 // batch_size)).as_numpy_iterator()]
         if not labels:
             raise ValueError(f"Expected at least one training batch of {batch_size} examples for the majority-class "
-                             f"baseline. Received: take={options.get('take')!r}")
+                             f"baseline: pass a smaller --batch-size or a larger --take. Received: --take {options.get('take')!r}")
         counts = np.bincount(np.concatenate(labels), minlength=info.num_classes)
         labels = np.concatenate([y for _, y in test.as_numpy_iterator()])
         return {"majority_class": int(counts.argmax()), "majority_accuracy": float(np.mean(labels == counts.argmax()))}

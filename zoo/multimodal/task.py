@@ -76,7 +76,8 @@ def decoded_points(preset: Preset, options: dict[str, Any]) -> tuple[int, int]:
         if count is None:
             count = min(default, total)
         elif isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= total:
-            raise ValueError(f"Expected 1 <= {option} <= {total} (the {what}). Received: {option}={count!r}")
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(f"{flag} must be from 1 to {total} (the {what}). Received: {flag} {count!r}")
         counts.append(count)
     return counts[0], counts[1]
 
@@ -85,7 +86,7 @@ def dataset_name(preset: Preset, options: dict[str, Any]) -> str:
     name = options.get("multimodal_dataset") or preset.metadata["dataset"]
     if name not in DATASETS:
         raise ValueError(f"Unknown multimodal dataset. Expected one of: {', '.join(DATASETS)}. "
-                         f"Received: multimodal_dataset={name!r}")
+                         f"Received: --multimodal-dataset {name!r}")
     return name
 
 
@@ -120,8 +121,8 @@ def clip_datasets(preset: Preset, batch_size: int, seed: int, options: dict[str,
 def clip_folder_splits(root: str | None) -> tuple[str, str]:
     """`root/train` and `root/validation` (or `root/test`): the clip folders of the two splits."""
     if not root:
-        raise ValueError("The clip_folder dataset needs its folder: pass data_dir (--data-dir), holding train/ "
-                         "and validation/. Received: data_dir=None")
+        raise ValueError("The clip_folder dataset needs its folder: pass --data-dir, holding train/ and "
+                         "validation/. Received: no --data-dir")
     for test in ("validation", "test"):
         if tf.io.gfile.isdir(os.path.join(root, "train")) and tf.io.gfile.isdir(os.path.join(root, test)):
             return os.path.join(root, "train"), os.path.join(root, test)
@@ -186,6 +187,10 @@ class MultimodalAutoencodingTask:
     """Weighted L1 + cross-entropy, PSNRs and label accuracy, subsampled decoding, the trivial baselines."""
 
     name = "multimodal_autoencoding"
+    options = frozenset({"multimodal_dataset", "decoded_pixels", "decoded_audio_patches", "image_loss_weight",
+                         "audio_loss_weight", "label_loss_weight", "tone_period", "frame_stride", "frames_per_second",
+                         "eval_take"})
+    """The training options read besides `zoo.options.COMMON`."""
 
     def model_overrides(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         """Builder arguments of the training model: subsampled decoding."""

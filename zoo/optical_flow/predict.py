@@ -14,16 +14,21 @@ Exit status: 0 on success, 2 on a usage or input error.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from export.arguments import COUNT, NON_NEGATIVE_INT, ArgumentParser, Number, UsageError
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status instead of exiting."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
     from zoo.optical_flow.formats import write_flo
     from zoo.optical_flow.inference import predict_flow
     from zoo.optical_flow.visualize import save_flow_png
@@ -39,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_flow_png(args.out, flow, max_flow=args.max_flow)
         if args.flo:
             write_flo(args.flo, flow)
-    except (FileNotFoundError, ValueError, ImportError) as error:
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     magnitude = (flow[..., 0] ** 2 + flow[..., 1] ** 2) ** 0.5
@@ -69,13 +74,13 @@ def _load(source: Path) -> tuple[Any, dict[str, Any]]:
     """The model and its preset's metadata ({} for a bare .keras file)."""
     import importlib
 
-    import keras
+    from export.run_directory import check_model_of_run, read_finished_run
 
     if source.is_dir():
         for name in ("model.keras", "run.json"):
             if not (source / name).is_file():
                 raise FileNotFoundError(f"The run directory {source} has no {name}.")
-        run = json.loads((source / "run.json").read_text())
+        run = read_finished_run(source)
         for module in run.get("imports", ["perceiver_keras"]):
             importlib.import_module(module)
         metadata = {}
@@ -83,28 +88,33 @@ def _load(source: Path) -> tuple[Any, dict[str, Any]]:
             from zoo import registry
 
             metadata = registry.get_preset(run["preset"]).metadata
-        return keras.saving.load_model(source / "model.keras", compile=False), metadata
+        from perceiver_keras import load_model
+
+        model = load_model(source / "model.keras", compile=False)
+        check_model_of_run(model, run, source / "model.keras")
+        return model, metadata
     if source.suffix != ".keras" or not source.is_file():
         raise FileNotFoundError(f"Expected a run directory (model.keras + run.json) or a .keras file. "
                                 f"Received: {source}")
-    importlib.import_module("perceiver_keras")
-    return keras.saving.load_model(source, compile=False), {}
+    from perceiver_keras import load_model
+
+    return load_model(source, compile=False), {}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m zoo.optical_flow.predict",
+    parser = ArgumentParser(prog="python -m zoo.optical_flow.predict",
                                      description="Optical flow between two frames with a Perceiver IO flow model.")
     parser.add_argument("source", help="a run directory (model.keras + run.json) or a .keras file")
     parser.add_argument("--frames", nargs=2, required=True, metavar=("FRAME1", "FRAME2"),
                         help="the two frames (PNG, JPEG or PPM), flow from the first to the second")
     parser.add_argument("--out", required=True, help="the colour-coded flow PNG to write")
     parser.add_argument("--flo", help="also write the flow as a Middlebury .flo file")
-    parser.add_argument("--max-flow", type=float, help="magnitude (pixels) drawn at full colour; default the largest")
-    parser.add_argument("--overlap", type=int, help="minimum tile overlap in pixels (default min(20, tile/4))")
-    parser.add_argument("--flow-scale", type=float, help="model output x this = pixels (default the preset's, 20)")
+    parser.add_argument("--max-flow", type=Number(float, 0, low_open=True), help="magnitude (pixels) drawn at full colour; default the largest")
+    parser.add_argument("--overlap", type=NON_NEGATIVE_INT, help="minimum tile overlap in pixels (default min(20, tile/4))")
+    parser.add_argument("--flow-scale", type=Number(float, 0, low_open=True), help="model output x this = pixels (default the preset's, 20)")
     parser.add_argument("--normalization", choices=("minus_one_to_one", "zero_to_one"),
                         help="how the model wants its frames (default the preset's, minus_one_to_one)")
-    parser.add_argument("--batch-size", type=int, default=8, help="tiles per model call")
+    parser.add_argument("--batch-size", type=COUNT, default=8, help="tiles per model call")
     return parser
 
 

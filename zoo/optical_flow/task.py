@@ -48,8 +48,8 @@ def decoded_pixels(preset: Preset, options: dict[str, Any]) -> int:
     if count is None:
         return min(DEFAULT_DECODED_PIXELS, height * width)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= height * width:
-        raise ValueError(f"Expected 1 <= decoded_pixels <= {height * width} (the {height}x{width} pixels of a "
-                         f"frame). Received: decoded_pixels={count!r}")
+        raise ValueError(f"--decoded-pixels must be from 1 to {height * width} (the {height}x{width} pixels of a "
+                         f"frame). Received: --decoded-pixels {count!r}")
     return count
 
 
@@ -67,7 +67,7 @@ def _dataset_name(preset: Preset, options: dict[str, Any]) -> str:
     name = options.get("flow_dataset") or preset.metadata["dataset"]
     if name not in DATASETS:
         raise ValueError(f"Unknown optical-flow dataset. Expected one of: {', '.join(DATASETS)}. "
-                         f"Received: flow_dataset={name!r}")
+                         f"Received: --flow-dataset {name!r}")
     return name
 
 
@@ -75,7 +75,7 @@ def _folder_files(name: str, options: dict[str, Any]) -> tuple[list, list]:
     """(train, test) file triples of a dataset folder."""
     root = options.get("data_dir")
     if not root:
-        raise ValueError(f"The {name} dataset needs its folder: pass data_dir (--data-dir). Received: data_dir=None")
+        raise ValueError(f"The {name} dataset needs its folder: pass --data-dir. Received: no --data-dir")
     if name == "flying_chairs":
         return data.flying_chairs_files(root, split="train"), data.flying_chairs_files(root, split="validation")
     files = data.sintel_files(root, pass_name=options.get("sintel_pass") or "clean")
@@ -113,6 +113,8 @@ class OpticalFlowTask:
     """End-point error loss and metric, subsampled decoding in training, the zero-flow baseline."""
 
     name = "optical_flow"
+    options = frozenset({"flow_dataset", "sintel_pass", "decoded_pixels", "max_flow", "window_candidates", "eval_take"})
+    """The training options read besides `zoo.options.COMMON`."""
 
     def model_overrides(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         """Builder arguments of the training model: subsampled decoding."""
