@@ -100,8 +100,11 @@ def assert_fit_step(model, inputs, run_eagerly=None):
     targets = np.zeros(model(inputs).shape, "float32")
     # A tiny epsilon makes Adam's first step about learning_rate * sign(gradient), so even the
     # minute gradients of the default 0.02-scale initialisation move a weight of 1.0 (a LayerNorm
-    # gamma) visibly; only a weight that receives no gradient at all stays put.
-    optimizer = keras.optimizers.Adam(learning_rate=1e-2, epsilon=1e-12)
+    # gamma) visibly; only a weight that receives no gradient at all stays put. Toy latents start
+    # nearly identical (rows within 1e-8), so a self-attention's query/key gradients can be 1e-19:
+    # with epsilon 1e-12 that step (1e-9) was below a 0.02 weight's float32 resolution on some
+    # seeds; 1e-30 keeps the step at about the learning rate for any gradient above 1e-28.
+    optimizer = keras.optimizers.Adam(learning_rate=1e-2, epsilon=1e-30)
     model.compile(optimizer=optimizer, loss="mse", run_eagerly=run_eagerly)
     history = model.fit(inputs, targets, batch_size=len(targets), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
