@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import numbers
 import sys
 from typing import Any
 
@@ -57,7 +58,7 @@ class Number:
 
     def fits(self, value: Any) -> bool:
         """Whether `value` (already a Python number) is of this kind and in range."""
-        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real if self.kind is float else numbers.Integral):
             return False
         if not math.isfinite(value):
             return False

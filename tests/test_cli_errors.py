@@ -154,6 +154,14 @@ def test_a_damaged_model_file_is_named(models, tmp_path, capsys):
     refused(predict.main, [run, "--frames", "a.png", "b.png", "--out", tmp_path / "f.png"], capsys, expected)
 
 
+def test_a_run_json_without_what_evaluate_needs_is_named(models, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes((models / "digits.keras").read_bytes())
+    (run / "run.json").write_text(json.dumps({"preset": "digits"}))  # written by hand: no task, no options
+    refused(cli.main, ["evaluate", run], capsys, f"{run / 'run.json'} has no task, options")
+
+
 def test_a_refused_overwrite_leaves_the_earlier_run_as_it_was(models, tmp_path, capsys):
     run = _finished_run(tmp_path / "run", models / "digits.keras")
     before = {p.name: p.read_bytes() for p in run.iterdir()}

@@ -94,8 +94,13 @@ def assert_refused(main, argv, names, sandbox, capsys):
     assert _tree(sandbox) == before, argv
 
 
+PATHS = [("--data-dir", "--data-dir=afile"), ("--manual-dir", "--manual-dir=afile"),
+         ("--init-from", "--init-from=missing"), ("--init-from", "--init-from=afile"),
+         ("--init-from", "--init-from=empty")]
+
+
 @SETTINGS
-@given(bad=bad_training_option(), out=st.sampled_from(["run", "afile", "afile/run"]))
+@given(bad=st.one_of(bad_training_option(), st.sampled_from(PATHS)), out=st.sampled_from(["run", "afile", "afile/run"]))
 def test_train_refuses_malformed_options(bad, out, sandbox, capsys):
     flag, argument = bad
     argv = ["train", "image_classification", "--preset", "digits", "--out", out, argument]

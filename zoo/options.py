@@ -143,6 +143,9 @@ def check_options(task: str, options: dict[str, Any]) -> None:
     for name, value in given.items():
         if name in TRAINING_OPTIONS:
             TRAINING_OPTIONS[name].check(name, value)
+    for name in ("data_dir", "manual_dir"):  # TFDS may create a missing one; a file is never a folder
+        if given.get(name) and Path(given[name]).expanduser().is_file():
+            raise NotADirectoryError(f"{flag(name)} {given[name]} is a file; expected a folder.")
     takes = task_options(task)
     unused = sorted(flag(name) for name, value in given.items() if name not in takes and value is not False)
     if unused:

@@ -27,7 +27,7 @@ from tensorflow import data as tf_data
 
 from export.arguments import COUNT
 from export.report import strict_json
-from export.run_directory import check_model_of_run, file_sha256, read_finished_run, read_run_json
+from export.run_directory import RunDirectoryError, check_model_of_run, file_sha256, read_finished_run, read_run_json
 from perceiver_keras import load_model
 from zoo import distribute, finetune, registry
 from zoo.finetune import load_matching_weights  # noqa: F401  (the fine-tuning API, also as zoo.training's)
@@ -364,6 +364,11 @@ def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[
     if batch_size is not None:
         COUNT.check("--batch-size", batch_size)
     model, run = load_run(run_dir)
+    missing = [key for key in ("task", "preset", "options") if not isinstance(run.get(key), (str, dict))]
+    if missing:
+        raise RunDirectoryError(f"{Path(run_dir) / 'run.json'} has no {', '.join(missing)}: evaluate needs a run "
+                                "written by `python -m zoo train` (export a run.json written by hand with "
+                                "`python -m export`).")
     preset = with_overrides(registry.get_preset(run["preset"]), run.get("model_overrides", {}))
     task_obj = registry.get_task(run["task"])
     options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
