@@ -122,7 +122,9 @@ def test_every_variant_reports_its_end_point_error_next_to_keras(exported, train
     # The output grid is the int8 output tensor's own scale, in pixels, read from the file.
     (output,) = TFLiteRunner((out / int8.file).read_bytes(), "serving_default").outputs.values()
     assert int8.extra_metrics["output_grid_px"] == pytest.approx(20.0 * output["quantization"][0], rel=1e-4)
-    assert 0 <= int8.extra_metrics["rounding_floor_px"] <= int8.extra_metrics["output_grid_px"]
+    # Rounding moves each flow vector by at most half a step per component, so the EPE by less than a
+    # step either way (it can fall by chance).
+    assert abs(int8.extra_metrics["rounding_floor_px"]) <= int8.extra_metrics["output_grid_px"]
     print(f"int8: EPE {int8.extra_metrics['epe_px']:.4f} px vs Keras {keras_epe:.4f} px, "
           f"{int8.extra_metrics['epe_to_keras_px']:.4f} px from Keras")
     markdown = (out / "report.md").read_text()

@@ -13,8 +13,8 @@ end-point error (EPE, pixels) on held-out pairs next to the Keras model's:
     epe_to_keras_px   the mean distance in pixels between the variant's flow and Keras' flow
     output_grid_px    for an integer file, the step between its output values, in pixels (when its
                       outputs on the held-out pairs are dense enough on their levels to show it)
-    rounding_floor_px the EPE increase from rounding Keras' flow to that grid alone: the least an
-                      integer file with this output range can cost
+    rounding_floor_px the EPE change from rounding Keras' flow to that grid alone: what the output
+                      range costs by itself (near 0, and either sign, when the grid is fine)
 
     report = export_flow_model(model, "exports/flow", frames=frames, flow=flow, calibration_frames=calib)
     print(report.table())
