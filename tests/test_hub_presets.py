@@ -1,6 +1,7 @@
 """keras-hub presets of zoo models: `save_to_preset` then keras-hub's own `from_preset`, for every task."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -119,6 +120,31 @@ def test_a_task_fits_on_the_zoo_pipeline(presets):
                        metrics=[keras.metrics.CategoricalAccuracy()], run_eagerly=True)
     data = make_dataset("digits", "train", batch_size=16, training=True, seed=0, one_hot=True, take=32)
     assert np.isfinite(classifier.fit(data, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_a_trained_task_preset_holds_no_optimizer_state(presets, tmp_path):
+    """task.weights.h5 holds the head, not AdamW's moments, and reloads without the optimizer-mismatch warning."""
+    import h5py
+
+    classifier = keras_hub.models.ImageClassifier.from_preset(str(presets["digits"][1]), num_classes=3)
+    classifier.compile(optimizer="adamw", run_eagerly=True)
+    pixels = np.random.default_rng(2).integers(0, 17, size=(4, 8, 8, 1)).astype("float32")
+    classifier.fit(pixels, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    classifier.save_to_preset(tmp_path / "tuned")
+    with h5py.File(tmp_path / "tuned" / "task.weights.h5", "r") as file:
+        assert "optimizer" not in file and "layers" in file
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reloaded = keras_hub.models.ImageClassifier.from_preset(str(tmp_path / "tuned"))
+    assert not [w for w in caught if "optimizer" in str(w.message)]
+    np.testing.assert_array_equal(*numpy_outputs([reloaded(pixels), classifier(pixels)]))
+
+
+def test_metadata_names_the_models_own_classes(tmp_path):
+    """A model built with another `num_classes` than its preset's says so in metadata.json."""
+    toy_model("digits", num_classes=3).save_to_preset(tmp_path / "three")
+    metadata = json.loads((tmp_path / "three" / "metadata.json").read_text())["perceiver_keras"]
+    assert metadata["num_classes"] == 3 and metadata["overrides"]["num_classes"] == 3 and metadata["preset"] == "digits"
 
 
 def test_flow_preset_decodes_subsampled_pixels_as_the_zoo_training_model(presets):

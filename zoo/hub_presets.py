@@ -36,10 +36,17 @@ def image_converter(preset: Preset) -> dict[str, Any] | None:
     return None
 
 
-def preset_metadata(preset: Preset) -> dict[str, Any]:
-    """The JSON-safe entries a model of `preset` writes into its keras-hub preset's metadata.json."""
+def preset_metadata(preset: Preset, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON-safe entries a model of `preset` writes into its keras-hub preset's metadata.json.
+
+    `overrides` are the builder arguments `create_model` changed: recorded under "overrides", and an entry
+    of the same name (e.g. "num_classes") takes the model's value, not the preset's.
+    """
     metadata = {"preset": preset.name, "task": preset.task,
                 **json.loads(json.dumps(preset.metadata, default=str))}
+    if overrides:
+        metadata["overrides"] = json.loads(json.dumps(overrides, default=str))
+        metadata.update({key: value for key, value in metadata["overrides"].items() if key in metadata})
     converter = image_converter(preset)
     if converter is not None:
         metadata["image_converter"] = converter

@@ -103,5 +103,5 @@ def create_model(preset_name: str, /, **overrides: Any) -> keras.Model:
     # What `model.save_to_preset(dir)` writes beside the weights (the data's normalisation among it).
     from zoo.hub_presets import preset_metadata
 
-    model.preset_metadata = preset_metadata(preset)
+    model.preset_metadata = preset_metadata(preset, overrides)
     return model

@@ -82,6 +82,37 @@ def writing(preset_dir):
         os.replace(folder, target)
 
 
+class TaskWeightsWithoutOptimizer:
+    """`save_task_weights` / `load_task_weights` for the Perceiver tasks: the head's weights, no optimizer state.
+
+    keras-hub's own methods leave out only the backbone, so a compiled and trained task wrote its optimizer
+    (AdamW's two moments of every weight, the backbone's included: twice the model's size) into
+    task.weights.h5, and `from_preset` then warned that the new task's default optimizer has other
+    variables. A preset holds a model, not a training run: the optimizer is left out of both.
+    """
+
+    def save_task_weights(self, filepath):
+        _check_weights_suffix(filepath)
+        if not self.has_task_weights():
+            raise ValueError(f"Task {self.name} has no weights outside its backbone: there is nothing to save.")
+        keras.saving.save_weights(self, filepath=filepath, objects_to_skip=_outside_task_weights(self))
+
+    def load_task_weights(self, filepath):
+        _check_weights_suffix(filepath)
+        keras.saving.load_weights(self, filepath, objects_to_skip=_outside_task_weights(self))
+
+
+def _check_weights_suffix(filepath):
+    if not str(filepath).endswith(".weights.h5"):
+        raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
+
+
+def _outside_task_weights(task):
+    """The backbone's layers and the optimizer: what task.weights.h5 does not hold."""
+    optimizer = getattr(task, "optimizer", None)
+    return list(task.backbone._flatten_layers()) + ([optimizer] if optimizer is not None else [])
+
+
 def add_metadata(preset_dir, task_class, entries=None):
     """Adds the task class and `entries` to metadata.json under "perceiver_keras" (tuples become lists)."""
     path = Path(preset_dir) / METADATA_FILE

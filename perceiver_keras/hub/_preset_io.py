@@ -1,4 +1,4 @@
-"""`PresetTask`: what every Perceiver task adds to its keras-hub base class (presets, config)."""
+"""`PresetTask`: what every Perceiver task adds to its keras-hub base class (presets, task weights, config)."""
 
 import json
 from pathlib import Path
@@ -10,12 +10,12 @@ from keras_hub.src.utils.preset_utils import list_subclasses
 from perceiver_keras.hub import _preset_files
 
 
-class PresetTask:
+class PresetTask(_preset_files.TaskWeightsWithoutOptimizer):
     """The preset methods and the config every Perceiver task shares; it comes before keras-hub's class in the bases.
 
     `save_to_preset` writes all or nothing and records the task class in metadata.json, `from_preset` checks
-    a local preset folder before keras-hub reads it, and `get_config` returns keras-hub `Task`'s entries and
-    the head layers.
+    a local preset folder before keras-hub reads it, `get_config` returns keras-hub `Task`'s entries and the
+    head layers, and the task weights leave the optimizer out (`TaskWeightsWithoutOptimizer`).
 
     A task declares:
         input_adapter_cls: the input adapter class its backbone must have (e.g. `ImagePreprocessor`).
