@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-backends install install-dev bench clean
+.PHONY: demo test test-backends install install-dev bench notebooks clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-backends: install-dev
 
 bench: install-dev
 	$(PY) -m benchmarks
+
+# Re-executes every notebook in place at full budget, one at a time, and stores its outputs and figures
+# (notebooks/execute.py; about 4-10 min each on two cores). `make test` checks they are stored so.
+notebooks: install-dev
+	$(PY) notebooks/execute.py
 
 clean:
 	rm -rf demo_out .pytest_cache
