@@ -4,7 +4,8 @@
                                  eval_data=(x_test, y_test))
     print(report.table())
 
-or, from a training run directory: `python -m export runs/digits --out exports/digits`.
+or, from a training run directory: `export.export_run("runs/digits", "exports/digits")`, which is
+`python -m export runs/digits --out exports/digits`.
 
 The names below are imported on first use, so that `python -m export` can start TensorFlow quietly
 (`export.console`) before anything else imports it.
@@ -20,6 +21,7 @@ _EXPORTS = {
     "UnsupportedOpError": "export.tflite",
     "VariantReport": "export.report",
     "export_model": "export.api",
+    "export_run": "export.run_export",
 }
 
 __all__ = sorted(_EXPORTS)
