@@ -2,6 +2,17 @@
 
 Importing it registers everything a zoo model's `.keras` file references (layers, the learning-rate
 schedule, losses, metrics), so `keras.saving.load_model(path)` works with Keras' defaults.
+
+Channel names mean one thing in every layer:
+- `input_channels`: the width of an input the layer reads (`FlowPreprocessor`, `VideoPreprocessor`).
+- `output_channels`: the width of what the layer produces. Every preprocessor, position encoding and
+  query reports it as a property (the D of the (B, M, D) it returns); a layer whose output width is
+  set directly takes it as an argument (`TextPreprocessor`'s embedding width, the projection of
+  `PerceiverAttention` and `PerceiverDecoder`, `MultimodalPostprocessor`'s heads, one per modality).
+- `<part>_channels`: the width of one named part inside a layer: `qk_channels`, `v_channels`,
+  `conv_channels`, `patch_projection_channels`, `position_channels`, `projection_channels`,
+  `encoding_channels` (a position encoding before its optional projection).
+Configs saved under former names (`num_channels`, `out_channels`) still load.
 """
 
 from perceiver_keras.attention import PerceiverAttention

@@ -6,6 +6,7 @@ from keras import ops
 from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.position_encoding import FourierPositionEncoding
+from perceiver_keras.saving import with_current_argument_names
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
@@ -13,8 +14,8 @@ class FlowPreprocessor(keras.layers.Layer):
     """Turns a pair of channels-last frames (B, 2, H, W, C) into the flow input array (B, H W, C').
 
     Every pixel is one input: the `patch_size` x `patch_size` patch around it in every frame (zero
-    padding at the borders), linearly projected to `out_channels`, then 2D Fourier features of its
-    position concatenated: C' = out_channels + 2 + 4 num_bands (322 for the paper's 64 + 64 bands).
+    padding at the borders), linearly projected to `patch_projection_channels`, then 2D Fourier features
+    of its position concatenated: C' = patch_projection_channels + 2 + 4 num_bands (322 for the paper's 64 + 64 bands).
 
     The patch values are ordered (frame, patch row, patch column, channel), channel fastest: the
     order of DeepMind's `patches_for_flow` (which rearranges `conv_general_dilated_patches` into
@@ -24,31 +25,31 @@ class FlowPreprocessor(keras.layers.Layer):
     builtin op set have, rather than `extract_patches`, which needs Flex in TFLite.
 
     Args:
-        out_channels: int, width of the patch projection.
+        patch_projection_channels: int, width of the patch projection.
         num_bands: int, Fourier bands per spatial dimension.
         max_resolution: optional (h, w), the Fourier features' Nyquist resolution; defaults to the
             frame size. The released model uses its training size (368, 496) at every frame size.
         patch_size: odd int, the patch side.
         num_frames: int, frames per example.
-        num_channels: int, channels per frame.
+        input_channels: int C, channels per frame.
         kernel_initializer: initializer of the projection's kernel (default: normal, stddev 0.02, as
             the reference; its bias starts at 0).
 
     Call arguments:
-        inputs: frames (B, num_frames, H, W, num_channels), static H and W.
+        inputs: frames (B, num_frames, H, W, input_channels), static H and W.
 
     Example:
-    >>> prep = FlowPreprocessor(out_channels=8, num_bands=4)
+    >>> prep = FlowPreprocessor(patch_projection_channels=8, num_bands=4)
     >>> prep(keras.ops.ones((2, 2, 6, 5, 3))).shape
     (2, 30, 26)
 
     Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795, section 4.2 and appendix.
     """
 
-    def __init__(self, out_channels=64, num_bands=64, max_resolution=None, patch_size=3, num_frames=2,
-                 num_channels=3, kernel_initializer=None, **kwargs):
+    def __init__(self, patch_projection_channels=64, num_bands=64, max_resolution=None, patch_size=3, num_frames=2,
+                 input_channels=3, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        self.out_channels = _checks.positive_int("out_channels", out_channels)
+        self.patch_projection_channels = _checks.positive_int("patch_projection_channels", patch_projection_channels)
         self.num_bands = _checks.positive_int("num_bands", num_bands)
         self.max_resolution = None if max_resolution is None else _checks.index_dims_tuple(
             "max_resolution", max_resolution
@@ -61,21 +62,21 @@ class FlowPreprocessor(keras.layers.Layer):
                 f"`patch_size` must be odd, so that patches centre on a pixel. Received: patch_size={patch_size}"
             )
         self.num_frames = _checks.positive_int("num_frames", num_frames)
-        self.num_channels = _checks.positive_int("num_channels", num_channels)
+        self.input_channels = _checks.positive_int("input_channels", input_channels)
         self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
 
     @property
     def patch_channels(self):
         """Values per pixel before the projection: frames x patch x patch x channels (54 for flow)."""
-        return self.num_frames * self.patch_size**2 * self.num_channels
+        return self.num_frames * self.patch_size**2 * self.input_channels
 
     def _check_frames(self, shape):
         shape = tuple(shape)
-        expected = (self.num_frames, None, None, self.num_channels)
+        expected = (self.num_frames, None, None, self.input_channels)
         if len(shape) != 5 or any(e is not None and s is not None and s != e for s, e in zip(shape[1:], expected)):
             raise ValueError(
                 f"Layer '{self.name}' expected frames of shape (batch, {self.num_frames}, height, width, "
-                f"{self.num_channels}). Received: inputs.shape={shape}"
+                f"{self.input_channels}). Received: inputs.shape={shape}"
             )
 
     def build(self, inputs_shape):
@@ -84,7 +85,8 @@ class FlowPreprocessor(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' needs a static frame size. Received: inputs.shape={inputs_shape}")
         self._frame_size = tuple(inputs_shape[2:4])
         self.patch_projection = keras.layers.Dense(
-            self.out_channels, kernel_initializer=clone_initializer(self.kernel_initializer, "patch_projection"),
+            self.patch_projection_channels,
+            kernel_initializer=clone_initializer(self.kernel_initializer, "patch_projection"),
             name="patch_projection", dtype=self.dtype_policy,
         )
         self.patch_projection.build((None, None, self.patch_channels))
@@ -97,7 +99,7 @@ class FlowPreprocessor(keras.layers.Layer):
     @property
     def output_channels(self):
         """Channels C' of the output array."""
-        return self.out_channels + 2 + 4 * self.num_bands
+        return self.patch_projection_channels + 2 + 4 * self.num_bands
 
     def call(self, inputs):
         self._check_frames(inputs.shape)
@@ -130,12 +132,17 @@ class FlowPreprocessor(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            out_channels=self.out_channels, num_bands=self.num_bands,
+            patch_projection_channels=self.patch_projection_channels, num_bands=self.num_bands,
             max_resolution=None if self.max_resolution is None else list(self.max_resolution),
-            patch_size=self.patch_size, num_frames=self.num_frames, num_channels=self.num_channels,
+            patch_size=self.patch_size, num_frames=self.num_frames, input_channels=self.input_channels,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_current_argument_names(
+            config, num_channels="input_channels", out_channels="patch_projection_channels"))
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")

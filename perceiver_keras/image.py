@@ -8,6 +8,7 @@ from keras import ops
 from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.position_encoding import FourierPositionEncoding, TrainablePositionEncoding
+from perceiver_keras.saving import with_current_argument_names
 
 PREP_TYPES = ("pixels", "conv1x1", "conv")
 POSITION_ENCODINGS = ("fourier", "trainable")
@@ -18,7 +19,7 @@ class ImagePreprocessor(keras.layers.Layer):
     """Turns channels-last images (B, H, W, C) into a Perceiver input array (B, M, C').
 
     - "pixels": every pixel is an input (M = H W).
-    - "conv1x1": a 1x1 convolution to `out_channels` first.
+    - "conv1x1": a 1x1 convolution to `conv_channels` first.
     - "conv": the paper's conv stem, a 7x7 stride-2 convolution (no bias; symmetric zero
       padding of 3, as the reference), batch norm, ReLU and a 3x3 stride-2 max-pool. Kernel,
       stride and pool are arguments, so small images can use e.g. a 3x3 stride-1 stem, no pool.
@@ -29,7 +30,7 @@ class ImagePreprocessor(keras.layers.Layer):
 
     Args:
         prep_type: "pixels", "conv1x1" or "conv".
-        out_channels: int, channels of the 1x1 conv or conv stem.
+        conv_channels: int, channels of the 1x1 conv or conv stem.
         position_encoding: "fourier" or "trainable".
         num_bands: int, Fourier bands per dimension.
         max_resolution: optional (h, w) Nyquist resolution; defaults to the feature grid.
@@ -57,13 +58,13 @@ class ImagePreprocessor(keras.layers.Layer):
     Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795, section 4.5 and appendix.
     """
 
-    def __init__(self, prep_type="pixels", out_channels=64, position_encoding="fourier", num_bands=64,
+    def __init__(self, prep_type="pixels", conv_channels=64, position_encoding="fourier", num_bands=64,
                  max_resolution=None, position_channels=256, position_projection_channels=None,
                  concat_or_add_pos="concat", pool_padding="valid", conv_kernel_size=7, conv_strides=2,
                  pool_size=3, kernel_initializer=None, position_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.prep_type = _checks.one_of("prep_type", prep_type, PREP_TYPES)
-        self.out_channels = _checks.positive_int("out_channels", out_channels)
+        self.conv_channels = _checks.positive_int("conv_channels", conv_channels)
         self.position_encoding = _checks.one_of("position_encoding", position_encoding, POSITION_ENCODINGS)
         self.num_bands = _checks.positive_int("num_bands", num_bands)
         self.max_resolution = None if max_resolution is None else _checks.index_dims_tuple(
@@ -92,11 +93,11 @@ class ImagePreprocessor(keras.layers.Layer):
         init = clone_initializer(self.kernel_initializer, "conv")
         feature_shape = self._image_shape
         if self.prep_type == "conv1x1":
-            self.conv = keras.layers.Conv2D(self.out_channels, 1, kernel_initializer=init, name="conv", dtype=policy)
+            self.conv = keras.layers.Conv2D(self.conv_channels, 1, kernel_initializer=init, name="conv", dtype=policy)
         elif self.prep_type == "conv":
             self.stem = [
                 keras.layers.ZeroPadding2D(self.conv_kernel_size // 2, name="stem_padding", dtype=policy),
-                keras.layers.Conv2D(self.out_channels, self.conv_kernel_size, strides=self.conv_strides,
+                keras.layers.Conv2D(self.conv_channels, self.conv_kernel_size, strides=self.conv_strides,
                                     use_bias=False, kernel_initializer=init, name="conv", dtype=policy),
                 keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="batch_norm", dtype=policy),
                 keras.layers.ReLU(name="relu", dtype=policy),
@@ -126,18 +127,18 @@ class ImagePreprocessor(keras.layers.Layer):
                 dtype=policy,
             )
         self.positions.build((None,))
-        if self.concat_or_add_pos == "add" and self.positions.num_channels != self._feature_channels:
+        if self.concat_or_add_pos == "add" and self.positions.output_channels != self._feature_channels:
             raise ValueError(
                 "Adding positions needs as many position channels as feature channels. "
-                f"Received: position channels={self.positions.num_channels}, features={self._feature_channels}"
+                f"Received: position channels={self.positions.output_channels}, features={self._feature_channels}"
             )
 
     @property
-    def num_channels(self):
+    def output_channels(self):
         """Channels C' of the output array."""
         if self.concat_or_add_pos == "add":
             return self._feature_channels
-        return self._feature_channels + self.positions.num_channels
+        return self._feature_channels + self.positions.output_channels
 
     def call(self, inputs, training=None):
         _checks.tensor_shape(self.name, "images", inputs.shape, 4, channels=self._image_shape[-1])
@@ -160,12 +161,12 @@ class ImagePreprocessor(keras.layers.Layer):
         return ops.concatenate([features, positions], axis=-1)
 
     def compute_output_shape(self, inputs_shape):
-        return (inputs_shape[0], math.prod(self._grid), self.num_channels)
+        return (inputs_shape[0], math.prod(self._grid), self.output_channels)
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            prep_type=self.prep_type, out_channels=self.out_channels, position_encoding=self.position_encoding,
+            prep_type=self.prep_type, conv_channels=self.conv_channels, position_encoding=self.position_encoding,
             num_bands=self.num_bands,
             max_resolution=None if self.max_resolution is None else list(self.max_resolution),
             position_channels=self.position_channels,
@@ -176,6 +177,10 @@ class ImagePreprocessor(keras.layers.Layer):
             position_initializer=keras.initializers.serialize(self.position_initializer),
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_current_argument_names(config, out_channels="conv_channels"))
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")

@@ -8,6 +8,7 @@ from keras import ops
 from perceiver_keras import _checks
 from perceiver_keras.fourier import axis_fourier_table, fourier_channels, gather_fourier_features, subsampled_positions
 from perceiver_keras.position_encoding import FourierPositionEncoding
+from perceiver_keras.saving import with_current_argument_names
 
 
 def check_input_shape(layer, arg, shape, expected, axes):
@@ -85,7 +86,7 @@ class VideoPreprocessor(_PatchPreprocessor):
     Args:
         num_frames: int T.
         frame_size: (H, W).
-        num_channels: int C.
+        input_channels: int C.
         patch_size: (t, h, w), dividing (T, H, W).
         num_bands: int, Fourier bands per axis.
         max_resolution: optional (T, H, W)-like Nyquist resolution of the Fourier features.
@@ -103,11 +104,11 @@ class VideoPreprocessor(_PatchPreprocessor):
 
     input_axes = "frames, height, width, channels"
 
-    def __init__(self, num_frames, frame_size, num_channels=3, patch_size=(1, 4, 4), num_bands=32,
+    def __init__(self, num_frames, frame_size, input_channels=3, patch_size=(1, 4, 4), num_bands=32,
                  max_resolution=None, **kwargs):
         self.num_frames = _checks.positive_int("num_frames", num_frames)
         self.frame_size = _checks.index_dims_tuple("frame_size", frame_size)
-        self.num_channels = _checks.positive_int("num_channels", num_channels)
+        self.input_channels = _checks.positive_int("input_channels", input_channels)
         self.patch_size = _checks.index_dims_tuple("patch_size", patch_size)
         if len(self.frame_size) != 2 or len(self.patch_size) != 3:
             raise ValueError("`frame_size` must be (height, width) and `patch_size` (frames, rows, columns). "
@@ -120,7 +121,7 @@ class VideoPreprocessor(_PatchPreprocessor):
 
     @property
     def expected_shape(self):
-        return (self.num_frames, *self.frame_size, self.num_channels)
+        return (self.num_frames, *self.frame_size, self.input_channels)
 
     @property
     def patch_grid(self):
@@ -132,23 +133,27 @@ class VideoPreprocessor(_PatchPreprocessor):
 
     @property
     def patch_channels(self):
-        return math.prod(self.patch_size) * self.num_channels
+        return math.prod(self.patch_size) * self.input_channels
 
     def call(self, inputs):
         self.check_input_shape(inputs.shape)
         (pt, ph, pw), (gt, gh, gw) = self.patch_size, self.patch_grid
         # (B T H/ph, ph, W/pw, pw C) -> (B T H/ph, W/pw, ph, pw C): each patch row's values together.
-        x = ops.reshape(inputs, (-1, ph, gw, pw * self.num_channels))
+        x = ops.reshape(inputs, (-1, ph, gw, pw * self.input_channels))
         x = ops.transpose(x, (0, 2, 1, 3))
         if pt > 1:  # (B T/pt, pt, gh gw, ph pw C) -> (B T/pt, gh gw, pt, ph pw C): frame-major patches.
-            x = ops.transpose(ops.reshape(x, (-1, pt, gh * gw, ph * pw * self.num_channels)), (0, 2, 1, 3))
+            x = ops.transpose(ops.reshape(x, (-1, pt, gh * gw, ph * pw * self.input_channels)), (0, 2, 1, 3))
         return self._with_positions(ops.reshape(x, (-1, self.num_positions, self.patch_channels)))
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_frames=self.num_frames, frame_size=list(self.frame_size), num_channels=self.num_channels,
-                      patch_size=list(self.patch_size))
+        config.update(num_frames=self.num_frames, frame_size=list(self.frame_size),
+                      input_channels=self.input_channels, patch_size=list(self.patch_size))
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_current_argument_names(config, num_channels="input_channels"))
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
@@ -255,7 +260,8 @@ class FourierQuery(keras.layers.Layer):
     num_positions = property(lambda self: math.prod(self.index_dims))
 
     @property
-    def num_channels(self):
+    def output_channels(self):
+        """Channels F of the output."""
         return fourier_channels(len(self.index_dims), self.num_bands, self.concat_pos, self.sine_only)
 
     def build(self, inputs_shape, indices_shape=None):
@@ -268,12 +274,13 @@ class FourierQuery(keras.layers.Layer):
         table = ops.convert_to_tensor(self._table, dtype=self.compute_dtype)
         features = gather_fourier_features(table, indices, self.index_dims)
         if full:
-            features = _checks.broadcast_batch(features, (ops.shape(inputs)[0], self.num_positions, self.num_channels))
+            shape = (ops.shape(inputs)[0], self.num_positions, self.output_channels)
+            features = _checks.broadcast_batch(features, shape)
         return features
 
     def compute_output_shape(self, inputs_shape, indices_shape=None):
         length = self.num_positions if indices_shape is None else indices_shape[1]
-        return (inputs_shape[0], length, self.num_channels)
+        return (inputs_shape[0], length, self.output_channels)
 
     def get_config(self):
         config = super().get_config()

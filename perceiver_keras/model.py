@@ -76,7 +76,7 @@ class PerceiverIO(PresetSaving, keras.Model):
     >>> model = PerceiverIO(
     ...     encoder=PerceiverEncoder(8, 16, num_self_attention_layers_per_block=1, num_self_attention_heads=2),
     ...     decoder=PerceiverDecoder(output_channels=3),
-    ...     query=TrainablePositionEncoding(index_dims=1, num_channels=16),
+    ...     query=TrainablePositionEncoding(index_dims=1, encoding_channels=16),
     ...     inputs_shape=(20, 5))
     >>> model(keras.ops.ones((2, 20, 5))).shape
     (2, 1, 3)

@@ -124,7 +124,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     @property
-    def num_channels(self):
+    def output_channels(self):
         """The common width C."""
         return max(layer.output_channels for layer in self.modalities.values()) + self.min_padding_size
 
@@ -152,12 +152,12 @@ class MultimodalPreprocessor(keras.layers.Layer):
             if not layer.built:
                 layer.build(inputs_shape[key])
             self.padding[key] = self.add_weight(
-                name=f"{key}_padding", shape=(1, self.num_channels - layer.output_channels),
+                name=f"{key}_padding", shape=(1, self.output_channels - layer.output_channels),
                 initializer=clone_initializer(self.padding_initializer, f"{key}_padding"),
             )
         for key, p in self.mask_probabilities.items():
             self.mask_tokens[key] = self.add_weight(
-                name=f"{key}_mask_token", shape=(1, self.num_channels),
+                name=f"{key}_mask_token", shape=(1, self.output_channels),
                 initializer=clone_initializer(self.padding_initializer, f"{key}_mask_token"),
             )
             # A token of probability 0 is never used: frozen, but kept so that checkpoints holding it load.
@@ -174,7 +174,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
             p = self.mask_probabilities.get(key, 0.0)
             token = ops.cast(self.mask_tokens[key], x.dtype)[None] if key in self.mask_tokens else None
             if p == 1.0:
-                x = _checks.broadcast_batch(token, (batch, positions, self.num_channels))
+                x = _checks.broadcast_batch(token, (batch, positions, self.output_channels))
             elif training and p > 0.0:
                 masked = keras.random.uniform((batch, positions, 1), seed=self.seed_generator) < p
                 x = ops.where(masked, token, x)
@@ -183,7 +183,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape):
         batch = next(iter(inputs_shape.values()))[0]
-        return (batch, sum(self.num_positions.values()), self.num_channels)
+        return (batch, sum(self.num_positions.values()), self.output_channels)
 
     def get_config(self):
         config = super().get_config()
@@ -208,7 +208,7 @@ class MultimodalQuery(keras.layers.Layer):
 
     Args:
         queries: dict name -> query provider called as `provider(inputs, indices=...)`, with
-            `num_positions` and `num_channels` (`FourierQuery`, `TrainablePositionEncoding`).
+            `num_positions` and `output_channels` (`FourierQuery`, `TrainablePositionEncoding`).
         min_padding_size: int, padding channels of the widest modality.
         padding_initializer: initializer of the padding vectors, cloned for each (default: normal,
             stddev 0.02, as the reference).
@@ -233,9 +233,9 @@ class MultimodalQuery(keras.layers.Layer):
                                                         reference_initializer)
 
     @property
-    def num_channels(self):
+    def output_channels(self):
         """The common width E."""
-        return max(query.num_channels for query in self.queries.values()) + self.min_padding_size
+        return max(query.output_channels for query in self.queries.values()) + self.min_padding_size
 
     @property
     def num_positions(self):
@@ -249,7 +249,7 @@ class MultimodalQuery(keras.layers.Layer):
             if not query.built:
                 query.build(inputs_shape)
             self.padding[key] = self.add_weight(
-                name=f"{key}_padding", shape=(1, self.num_channels - query.num_channels),
+                name=f"{key}_padding", shape=(1, self.output_channels - query.output_channels),
                 initializer=clone_initializer(self.padding_initializer, f"{key}_padding"),
             )
 
@@ -263,7 +263,7 @@ class MultimodalQuery(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape, indices_shape=None):
         lengths = [(indices_shape or {}).get(key, (None, n))[1] for key, n in self.num_positions.items()]
-        return (inputs_shape[0], None if None in lengths else sum(lengths), self.num_channels)
+        return (inputs_shape[0], None if None in lengths else sum(lengths), self.output_channels)
 
     def get_config(self):
         config = super().get_config()

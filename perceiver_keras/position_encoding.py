@@ -8,6 +8,7 @@ from keras import ops
 
 from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
+from perceiver_keras.saving import with_current_argument_names
 from perceiver_keras.fourier import (  # noqa: F401 (fourier_features and linear_positions: public API)
     axis_fourier_table,
     float32_linspace,
@@ -46,10 +47,11 @@ class _PositionEncoding(keras.layers.Layer):
 
     @property
     def encoding_channels(self):
+        """Channels of the encoding itself, before the optional projection."""
         raise NotImplementedError
 
     @property
-    def num_channels(self):
+    def output_channels(self):
         """Channels of the output, after the optional projection."""
         return self.projection_channels or self.encoding_channels
 
@@ -66,7 +68,7 @@ class _PositionEncoding(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape, indices_shape=None):
         length = self.num_positions if indices_shape is None else indices_shape[1]
-        return (inputs_shape[0], length, self.num_channels)
+        return (inputs_shape[0], length, self.output_channels)
 
     def get_config(self):
         config = super().get_config()
@@ -175,7 +177,8 @@ class TrainablePositionEncoding(_PositionEncoding):
 
     Args:
         index_dims: int or tuple of ints, the positions (e.g. `2048`, or `(1,)` for one query).
-        num_channels: int, channels per position.
+        encoding_channels: int, channels of each position's embedding (the output's, unless
+            `projection_channels` is given).
         initializer: initializer of the embeddings (default: normal, stddev 0.02, as the reference).
         projection_channels: optional int; project the embeddings to this many channels.
         kernel_initializer: initializer of the projection's kernel (default: normal, stddev 0.02).
@@ -185,26 +188,26 @@ class TrainablePositionEncoding(_PositionEncoding):
         indices: optional int tensor (B, O) of flat indices to select (subsampled decoding).
 
     Example:
-    >>> query = TrainablePositionEncoding(index_dims=1, num_channels=32)
+    >>> query = TrainablePositionEncoding(index_dims=1, encoding_channels=32)
     >>> query(keras.ops.zeros((4, 10, 3))).shape
     (4, 1, 32)
 
     Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795.
     """
 
-    def __init__(self, index_dims, num_channels, initializer=None, projection_channels=None,
+    def __init__(self, index_dims, encoding_channels, initializer=None, projection_channels=None,
                  kernel_initializer=None, **kwargs):
         super().__init__(index_dims, projection_channels, kernel_initializer, **kwargs)
-        self.embedding_channels = _checks.positive_int("num_channels", num_channels)
+        self._encoding_channels = _checks.positive_int("encoding_channels", encoding_channels)
         self.initializer = _checks.initializer("initializer", initializer, reference_initializer)
 
     @property
     def encoding_channels(self):
-        return self.embedding_channels
+        return self._encoding_channels
 
     def build(self, inputs_shape, indices_shape=None):
         self.embeddings = self.add_weight(
-            name="embeddings", shape=(self.num_positions, self.embedding_channels),
+            name="embeddings", shape=(self.num_positions, self.encoding_channels),
             initializer=clone_initializer(self.initializer, "embeddings"),
         )
         super().build(inputs_shape, indices_shape)
@@ -212,7 +215,7 @@ class TrainablePositionEncoding(_PositionEncoding):
     def call(self, inputs, indices=None):
         batch = ops.shape(inputs)[0]
         if indices is None:
-            shape = (batch, self.num_positions, self.embedding_channels)
+            shape = (batch, self.num_positions, self.encoding_channels)
             encoding = _checks.broadcast_batch(ops.expand_dims(self.embeddings, 0), shape)
         else:
             encoding = ops.take(self.embeddings, ops.cast(indices, "int32"), axis=0)
@@ -221,10 +224,14 @@ class TrainablePositionEncoding(_PositionEncoding):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_channels=self.embedding_channels,
+            encoding_channels=self.encoding_channels,
             initializer=keras.initializers.serialize(self.initializer),
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_current_argument_names(config, num_channels="encoding_channels"))
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")

@@ -1,4 +1,4 @@
-"""Loading `.keras` files with errors that name the file, and the registered names of moved classes.
+"""Loading `.keras` files with errors that name the file; former class and argument names still load.
 
 Importing `perceiver_keras` registers everything a zoo model's `.keras` file references: the layers,
 the learning-rate schedule (`perceiver_keras.schedules`), the losses and the metrics
@@ -24,6 +24,22 @@ def register_former_names(package: str, *classes: type) -> None:
     """
     for cls in classes:
         keras.saving.get_custom_objects()[f"{package}>{cls.__name__}"] = cls
+
+
+def with_current_argument_names(config: dict, **former_names: str) -> dict:
+    """A copy of a layer's `config` whose arguments saved under a former name take their current one.
+
+    `former_names` maps former -> current name (`num_channels="input_channels"`); a layer's
+    `from_config` calls it, so `.keras` files and presets saved before a rename still load.
+    """
+    config = dict(config)
+    for former, current in former_names.items():
+        if former in config:
+            if current in config:
+                raise ValueError(f"A config holds both `{former}` and its current name `{current}`. "
+                                 f"Received: {former}={config[former]!r}, {current}={config[current]!r}")
+            config[current] = config.pop(former)
+    return config
 
 
 def load_model(filepath: str | os.PathLike, **kwargs) -> keras.Model:

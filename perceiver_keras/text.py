@@ -5,6 +5,7 @@ from keras import ops
 
 from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
+from perceiver_keras.saving import with_current_argument_names
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
@@ -19,7 +20,7 @@ class TextPreprocessor(keras.layers.Layer):
 
     Args:
         vocab_size: int V (262 for the byte vocabulary).
-        num_channels: int C, the embedding width (`d_model` in transformers).
+        output_channels: int C, the embedding width (`d_model` in transformers).
         max_length: int, the number of trainable positions (`max_position_embeddings`).
         output_bias: bool, create the bias of the reversed call (needed for `reverse=True`).
         embeddings_initializer: initializer of the token embedding (default: normal, stddev 0.02, as
@@ -32,7 +33,7 @@ class TextPreprocessor(keras.layers.Layer):
         reverse: bool, compute logits from hidden states instead of embedding ids.
 
     Example:
-    >>> text = TextPreprocessor(vocab_size=262, num_channels=16, max_length=32, output_bias=True)
+    >>> text = TextPreprocessor(vocab_size=262, output_channels=16, max_length=32, output_bias=True)
     >>> embedded = text(keras.ops.ones((2, 10), "int32"))
     >>> embedded.shape, text(embedded, reverse=True).shape
     ((2, 10, 16), (2, 10, 262))
@@ -40,11 +41,11 @@ class TextPreprocessor(keras.layers.Layer):
     Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795, section 4.1 (bytes, tied embeddings).
     """
 
-    def __init__(self, vocab_size, num_channels, max_length, output_bias=False, embeddings_initializer=None,
+    def __init__(self, vocab_size, output_channels, max_length, output_bias=False, embeddings_initializer=None,
                  position_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = _checks.positive_int("vocab_size", vocab_size)
-        self.num_channels = _checks.positive_int("num_channels", num_channels)
+        self.output_channels = _checks.positive_int("output_channels", output_channels)
         self.max_length = _checks.positive_int("max_length", max_length)
         self.output_bias = bool(output_bias)
         self.embeddings_initializer = _checks.initializer(
@@ -56,11 +57,11 @@ class TextPreprocessor(keras.layers.Layer):
 
     def build(self, inputs_shape):
         self.token_embeddings = self.add_weight(
-            name="token_embeddings", shape=(self.vocab_size, self.num_channels),
+            name="token_embeddings", shape=(self.vocab_size, self.output_channels),
             initializer=clone_initializer(self.embeddings_initializer, "token_embeddings"),
         )
         self.position_embeddings = self.add_weight(
-            name="position_embeddings", shape=(self.max_length, self.num_channels),
+            name="position_embeddings", shape=(self.max_length, self.output_channels),
             initializer=clone_initializer(self.position_initializer, "position_embeddings"),
         )
         self.bias = None
@@ -83,7 +84,7 @@ class TextPreprocessor(keras.layers.Layer):
         return embedded + ops.expand_dims(self.position_embeddings[:length], 0)
 
     def _logits(self, hidden):
-        _checks.tensor_shape(self.name, "hidden states", hidden.shape, 3, channels=self.num_channels)
+        _checks.tensor_shape(self.name, "hidden states", hidden.shape, 3, channels=self.output_channels)
         if self.bias is None:
             raise ValueError(f"Layer '{self.name}' was built without an output bias; pass output_bias=True "
                              "to use it in reverse. Received: output_bias=False")
@@ -94,12 +95,16 @@ class TextPreprocessor(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocab_size=self.vocab_size, num_channels=self.num_channels, max_length=self.max_length,
+            vocab_size=self.vocab_size, output_channels=self.output_channels, max_length=self.max_length,
             output_bias=self.output_bias,
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
             position_initializer=keras.initializers.serialize(self.position_initializer),
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_current_argument_names(config, num_channels="output_channels"))
 
 
 def _lookup(table, ids):

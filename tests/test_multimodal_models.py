@@ -58,7 +58,7 @@ def test_paper_preset_has_the_reference_parameter_count():
     model = zoo.create_model("multimodal_autoencoding")  # built symbolically: no activations of 802,816 pixels
     metadata = zoo.get_preset("multimodal_autoencoding").metadata
     assert model.count_params() == MULTIMODAL_PARAMETERS == metadata["parameter_count"]
-    assert model.preprocessor.num_channels == 704 and model.query.num_channels == 1026
+    assert model.preprocessor.output_channels == 704 and model.query.output_channels == 1026
     assert model.preprocessor.num_positions == {"audio": 1920, "image": 16 * 56 * 56, "label": 1}
     shapes = {"audio": (None, 30720, 1), "image": (None, 16, 224, 224, 3), "label": (None, 700)}
     assert _shapes(model.input) == _shapes(model.output) == shapes

@@ -56,9 +56,9 @@ class PerceiverMaskedLM(_preset_io.PresetTask, MaskedLM):
         self.backbone, self.preprocessor = backbone, preprocessor
         dtype = backbone.dtype_policy
         self.query = _task_checks.layer(query, lambda: TrainablePositionEncoding(
-            backbone.inputs_shape[0], adapter.num_channels, name="output_queries", dtype=dtype), dtype)
+            backbone.inputs_shape[0], adapter.output_channels, name="output_queries", dtype=dtype), dtype)
         self.decoder = _task_checks.layer(decoder, lambda: PerceiverDecoder(
-            num_heads=8, qk_channels=256, v_channels=adapter.num_channels, name="decoder", dtype=dtype), dtype)
+            num_heads=8, qk_channels=256, v_channels=adapter.output_channels, name="decoder", dtype=dtype), dtype)
         mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
         inputs = {**backbone.input, "mask_positions": mask_positions}
         embedded, latents = backbone.encode(backbone.input)

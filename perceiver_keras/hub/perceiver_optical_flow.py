@@ -30,7 +30,7 @@ class PerceiverOpticalFlow(_preset_io.PresetTask, Task):
 
     Example:
     >>> from perceiver_keras import FlowPreprocessor, PerceiverEncoder
-    >>> backbone = PerceiverBackbone(FlowPreprocessor(out_channels=8, num_bands=2),
+    >>> backbone = PerceiverBackbone(FlowPreprocessor(patch_projection_channels=8, num_bands=2),
     ...     PerceiverEncoder(4, 16, num_self_attention_layers_per_block=1, num_self_attention_heads=2),
     ...     inputs_shape=(2, 6, 5, 3), input_name="frames")
     >>> PerceiverOpticalFlow(backbone)(keras.ops.ones((1, 2, 6, 5, 3))).shape

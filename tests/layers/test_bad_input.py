@@ -58,7 +58,7 @@ CONSTRUCTOR_CASES = {
     "fourier_bands": (lambda: FourierPositionEncoding(index_dims=4, num_bands=0), "num_bands=0"),
     "fourier_resolution": (lambda: FourierPositionEncoding(index_dims=(4, 4), num_bands=2, max_resolution=(4,)),
                            "max_resolution=(4,)"),
-    "trainable_channels": (lambda: TrainablePositionEncoding(index_dims=4, num_channels=0), "num_channels=0"),
+    "trainable_channels": (lambda: TrainablePositionEncoding(index_dims=4, encoding_channels=0), "encoding_channels=0"),
     "model_inputs_shape": (lambda: PerceiverIO(PerceiverEncoder(**ENCODER), PerceiverDecoder(),
                                                TrainablePositionEncoding(1, 8), inputs_shape=()), "inputs_shape=()"),
 }

@@ -32,13 +32,13 @@ def frames(seed=0, shape=(BATCH, 2, H, W, 3)):
 
 
 def test_preprocessor_layer_contract(tmp_path):
-    kwargs = dict(out_channels=8, num_bands=3, max_resolution=(10, 12), name="flow_preprocessor")
+    kwargs = dict(patch_projection_channels=8, num_bands=3, max_resolution=(10, 12), name="flow_preprocessor")
     run_layer_test(FlowPreprocessor, kwargs, {"inputs": frames()}, (BATCH, H * W, 8 + 2 + 4 * 3), tmp_path)
 
 
 def test_patches_are_ordered_frame_row_column_channel_with_zero_padding():
     """An identity projection exposes the 54 patch values: frame-major, then patch row, column, channel."""
-    prep = FlowPreprocessor(out_channels=54, num_bands=2, max_resolution=(8, 9))
+    prep = FlowPreprocessor(patch_projection_channels=54, num_bands=2, max_resolution=(8, 9))
     x = frames()
     prep(x)  # builds it
     prep.patch_projection.kernel.assign(np.eye(54, dtype="float32"))
@@ -67,7 +67,7 @@ def test_postprocessor_rescales_and_lays_out_the_grid(tmp_path):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: FlowPreprocessor(out_channels=0), "out_channels=0"),
+    (lambda: FlowPreprocessor(patch_projection_channels=0), "patch_projection_channels=0"),
     (lambda: FlowPreprocessor(patch_size=2), "patch_size=2"),
     (lambda: FlowPreprocessor(num_frames=0), "num_frames=0"),
     (lambda: FlowPreprocessor(max_resolution=(4, 4, 4)), r"max_resolution=\(4, 4, 4\)"),
@@ -97,7 +97,7 @@ def test_wrong_frame_size_and_length_raise():
 
 def flow_model(use_output_indices=False):
     return PerceiverIO(
-        preprocessor=FlowPreprocessor(out_channels=8, num_bands=2),
+        preprocessor=FlowPreprocessor(patch_projection_channels=8, num_bands=2),
         encoder=PerceiverEncoder(4, 16, num_self_attention_layers_per_block=1, num_self_attention_heads=2),
         query=InputQuery(),
         decoder=PerceiverDecoder(output_channels=2, projection_initializer="zeros"),

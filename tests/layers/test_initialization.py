@@ -126,7 +126,7 @@ def test_a_seeded_initializer_gives_each_weight_a_seed_of_its_own():
 
 
 def test_old_configs_load_with_the_reference_defaults():
-    image = ImagePreprocessor("conv1x1", out_channels=4, num_bands=2)
+    image = ImagePreprocessor("conv1x1", conv_channels=4, num_bands=2)
     config = image.get_config()
     assert config["kernel_initializer"]["config"] == {"seed": None, "mean": 0.0, "stddev": INITIALIZER_RANGE}
     for key in ("kernel_initializer", "position_initializer"):  # saved before these arguments existed
@@ -145,11 +145,11 @@ INITIALIZER_ARGUMENTS = {
     "encoder_kernel": (PerceiverEncoder, ENCODER, "kernel_initializer"),
     "encoder_latents": (PerceiverEncoder, ENCODER, "latent_initializer"),
     "decoder_projection": (PerceiverDecoder, dict(output_channels=2), "projection_initializer"),
-    "positions": (TrainablePositionEncoding, dict(index_dims=4, num_channels=8), "initializer"),
+    "positions": (TrainablePositionEncoding, dict(index_dims=4, encoding_channels=8), "initializer"),
     "image_kernel": (ImagePreprocessor, {}, "kernel_initializer"),
     "image_positions": (ImagePreprocessor, {}, "position_initializer"),
-    "text_tokens": (TextPreprocessor, dict(vocab_size=5, num_channels=4, max_length=3), "embeddings_initializer"),
-    "text_positions": (TextPreprocessor, dict(vocab_size=5, num_channels=4, max_length=3), "position_initializer"),
+    "text_tokens": (TextPreprocessor, dict(vocab_size=5, output_channels=4, max_length=3), "embeddings_initializer"),
+    "text_positions": (TextPreprocessor, dict(vocab_size=5, output_channels=4, max_length=3), "position_initializer"),
     "flow": (FlowPreprocessor, {}, "kernel_initializer"),
     "multimodal_padding": (MultimodalPreprocessor, dict(modalities={"label": OneHotPreprocessor(2)}),
                            "padding_initializer"),

@@ -22,8 +22,8 @@ LENGTH, VOCAB = 6, 20
 def _text_model(**kwargs):
     return PerceiverIO(
         encoder=PerceiverEncoder(**ENCODER), decoder=PerceiverDecoder(output_channels=3),
-        query=TrainablePositionEncoding(index_dims=1, num_channels=8),
-        preprocessor=TextPreprocessor(vocab_size=VOCAB, num_channels=8, max_length=LENGTH),
+        query=TrainablePositionEncoding(index_dims=1, encoding_channels=8),
+        preprocessor=TextPreprocessor(vocab_size=VOCAB, output_channels=8, max_length=LENGTH),
         postprocessor=ClassificationPostprocessor(), inputs_shape=(LENGTH,), input_dtype="int32",
         input_name="token_ids", use_padding_mask=True, **kwargs)
 
@@ -31,7 +31,7 @@ def _text_model(**kwargs):
 def _image_model(**kwargs):
     return PerceiverIO(
         encoder=PerceiverEncoder(**ENCODER), decoder=PerceiverDecoder(output_channels=3),
-        query=TrainablePositionEncoding(index_dims=1, num_channels=8), inputs_shape=(5, 4), **kwargs)
+        query=TrainablePositionEncoding(index_dims=1, encoding_channels=8), inputs_shape=(5, 4), **kwargs)
 
 
 def _feed(ids=None, mask=None):

@@ -33,10 +33,10 @@ def policy():
 
 def make_image_classifier():
     return PerceiverIO(
-        preprocessor=ImagePreprocessor(prep_type="conv", out_channels=8, num_bands=2, conv_kernel_size=3),
+        preprocessor=ImagePreprocessor(prep_type="conv", conv_channels=8, num_bands=2, conv_kernel_size=3),
         encoder=PerceiverEncoder(4, 8, num_self_attention_layers_per_block=1, num_self_attention_heads=2),
         decoder=PerceiverDecoder(output_channels=5),
-        query=TrainablePositionEncoding(index_dims=1, num_channels=8),
+        query=TrainablePositionEncoding(index_dims=1, encoding_channels=8),
         postprocessor=ClassificationPostprocessor(),
         inputs_shape=(16, 16, 3),
     )

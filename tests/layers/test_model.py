@@ -45,7 +45,7 @@ def model_inputs(indices, seed=0):
 
 @pytest.fixture
 def model():
-    return make_model(TrainablePositionEncoding(index_dims=M, num_channels=6), use_padding_mask=True,
+    return make_model(TrainablePositionEncoding(index_dims=M, encoding_channels=6), use_padding_mask=True,
                       use_output_indices=True)
 
 
@@ -86,7 +86,7 @@ def gather(values, indices):
 
 @pytest.mark.parametrize("query", ["trainable", "input"])
 def test_subsampled_decoding_equals_gathered_full_decoding(query):
-    query = TrainablePositionEncoding(index_dims=M, num_channels=6) if query == "trainable" else InputQuery()
+    query = TrainablePositionEncoding(index_dims=M, encoding_channels=6) if query == "trainable" else InputQuery()
     model = randomize_weights(make_model(query, use_padding_mask=True, use_output_indices=True), scale=0.3)
     full = to_numpy(model(model_inputs(np.tile(np.arange(M), (BATCH, 1)))))
     subset = to_numpy(model(model_inputs(INDICES)))
@@ -110,7 +110,7 @@ def test_fourier_query_subsampled_decoding():
 
 
 def test_single_tensor_input_without_mask_or_indices():
-    model = make_model(TrainablePositionEncoding(index_dims=1, num_channels=6))
+    model = make_model(TrainablePositionEncoding(index_dims=1, encoding_channels=6))
     assert isinstance(model.input, keras.KerasTensor)
     assert tuple(model.input.shape) == (None, M, C)
     assert tuple(model.output.shape) == (None, 1, 3)

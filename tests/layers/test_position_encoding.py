@@ -83,7 +83,8 @@ def test_subsampled_fourier_features_are_exact_float32_on_every_backend(index_di
 
 def test_trainable_position_encoding(tmp_path):
     indices = np.array([[5, 0], [2, 2]])
-    layer = run_layer_test(TrainablePositionEncoding, dict(index_dims=(2, 3), num_channels=8, projection_channels=4),
+    kwargs = dict(index_dims=(2, 3), encoding_channels=8, projection_channels=4)
+    layer = run_layer_test(TrainablePositionEncoding, kwargs,
                            {"inputs": np.zeros((BATCH, 1)), "indices": indices}, (BATCH, 2, 4), tmp_path)
     full = to_numpy(layer(np.zeros((BATCH, 1))))
     assert full.shape == (BATCH, 6, 4)
@@ -92,7 +93,7 @@ def test_trainable_position_encoding(tmp_path):
 
 
 def test_trainable_position_encoding_without_projection():
-    layer = TrainablePositionEncoding(index_dims=(2, 3), num_channels=8)
+    layer = TrainablePositionEncoding(index_dims=(2, 3), encoding_channels=8)
     outputs = to_numpy(layer(np.zeros((BATCH, 4, 1))))
     assert outputs.shape == (BATCH, 6, 8)
     np.testing.assert_array_equal(outputs[1], to_numpy(layer.embeddings))

@@ -53,7 +53,8 @@ def build_image_classifier(
 ) -> keras.Model:
     """A Perceiver IO classifier of channels-last images: (B, H, W, C) -> logits (B, num_classes).
 
-    Preprocessing (`prep_type`, `position_encoding`, ...) as in `ImagePreprocessor`; a latent
+    Preprocessing (`prep_type`, `position_encoding`, ...) as in `ImagePreprocessor` (`out_channels`,
+    transformers' name, is its `conv_channels`); a latent
     encoder (`qk_channels`/`v_channels` apply to its cross- and self-attention, as transformers'
     `PerceiverConfig`); one trainable query (`query_channels`, default the latent width) decoded with a
     query residual and projected to the class logits, as the reference's classification decoder.
@@ -72,7 +73,7 @@ def build_image_classifier(
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
     return PerceiverIO(
         preprocessor=ImagePreprocessor(
-            prep_type=prep_type, out_channels=out_channels, position_encoding=position_encoding,
+            prep_type=prep_type, conv_channels=out_channels, position_encoding=position_encoding,
             num_bands=num_bands, max_resolution=max_resolution, position_channels=position_channels,
             position_projection_channels=position_projection_channels, pool_padding=pool_padding,
             conv_kernel_size=conv_kernel_size, conv_strides=conv_strides, pool_size=pool_size,

@@ -75,7 +75,7 @@ def build_optical_flow_model(
                       kernel_initializer=kernel_initializer)
     return PerceiverIO(
         preprocessor=FlowPreprocessor(
-            out_channels=patch_channels, num_bands=num_bands, patch_size=patch_size,
+            patch_projection_channels=patch_channels, num_bands=num_bands, patch_size=patch_size,
             max_resolution=frame_size if max_resolution is None else max_resolution,
             kernel_initializer=kernel_initializer, name="flow_preprocessor",
         ),
