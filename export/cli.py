@@ -8,7 +8,8 @@ A run directory (model.keras + run.json naming its data builder and export hooks
 `export.export_run`, whose docstring says what run.json holds; a .keras file needs the data as .npz.
 
 Exit status: 0 when every threshold holds, 1 when one fails (the artefacts and report are still
-written), 2 on a usage or export error (nothing is written).
+written), 2 on a usage or export error, or a damaged file in the evaluation data (named by its path;
+nothing is written).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from export.arguments import COUNT, NON_NEGATIVE_INT, ArgumentParser, UsageError, quantizations
+from export.data_errors import data_file_error
 
 EXIT_PASSED, EXIT_THRESHOLD_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -56,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnsupportedOpError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
             PermissionError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as error:  # noqa: BLE001 - only a damaged data file is an input error; others re-raise
+        message = data_file_error(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
     print(report.table())
     return EXIT_PASSED if report.passed else EXIT_THRESHOLD_FAILED

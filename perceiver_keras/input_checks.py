@@ -33,15 +33,18 @@ class InputRule:
     Args:
         shape: the shape without the batch axis (None: any size).
         dtype: "float", "int" or "bool".
-        low, high: integer values must lie in [low, high) (high None: no upper bound).
+        low, high: values must lie in [low, high) (high None: no upper bound).
+        high_closed: values may also equal `high`: [low, high] (e.g. one-hot labels in [0, 1]).
         binary: values must be 0 or 1.
         what: the user's name for the values, e.g. "token ids".
         same_shape_as: another input's name whose shape this one must have.
     """
 
-    def __init__(self, shape, dtype, low=None, high=None, binary=False, what="values", same_shape_as=None):
+    def __init__(self, shape, dtype, low=None, high=None, binary=False, what="values", same_shape_as=None,
+                 high_closed=False):
         self.shape, self.dtype = tuple(shape), dtype
         self.low, self.high, self.binary, self.what = low, high, binary, what
+        self.high_closed = bool(high_closed)
         self.same_shape_as = same_shape_as
 
 
@@ -81,6 +84,10 @@ def check(model_name, inputs, rules, main_name=None, check_finite=False):
         if shape[0] == 0:
             raise ValueError(f"Model '{model_name}' got an empty batch: `{name}` has 0 samples. "
                              f"Received: {name}.shape={shape}")
+    batches = {name: shape[0] for name, shape in shapes.items() if shape[0] is not None}
+    if len(set(batches.values())) > 1:
+        raise ValueError(f"Model '{model_name}' expected every input with the same batch size. Received: "
+                         + ", ".join(f"{name}.shape={shapes[name]}" for name in sorted(batches)))
     for name, value in named.items():
         rule = rules[name]
         if rule.same_shape_as and shapes[name] != shapes.get(rule.same_shape_as, shapes[name]):
@@ -103,10 +110,12 @@ def _check_values(model_name, name, array, rule, check_finite):
                          f"Received: values {bad}")
     if (rule.low is not None or rule.high is not None) and array.size and kind in "iuf":
         low, high = array.min(), array.max()
-        if (rule.low is not None and low < rule.low) or (rule.high is not None and high >= rule.high):
+        above = (lambda v: v > rule.high) if rule.high_closed else (lambda v: v >= rule.high)
+        if (rule.low is not None and low < rule.low) or (rule.high is not None and above(high)):
             where = np.argwhere((array < (rule.low if rule.low is not None else -np.inf))
-                                | (array >= (rule.high if rule.high is not None else np.inf)))[0].tolist()
-            bounds = f"[{rule.low}, {rule.high})" if rule.high is not None else f">= {rule.low}"
+                                | (above(array) if rule.high is not None else False))[0].tolist()
+            bounds = (f"[{rule.low}, {rule.high}{']' if rule.high_closed else ')'}" if rule.high is not None
+                      else f">= {rule.low}")
             raise ValueError(f"Model '{model_name}' expected {rule.what} in {bounds} in `{name}`. Received: "
                              f"values from {low} to {high}; the first out of range at index {where}")
     if check_finite and kind == "f" and not np.all(np.isfinite(array)):

@@ -3,8 +3,9 @@
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 
-from perceiver_keras import _checks
+from perceiver_keras import _checks, input_checks
 from perceiver_keras.initialization import derive_seed, seed_initializers
 from perceiver_keras.model import PresetSaving
 
@@ -20,7 +21,9 @@ class MultimodalPerceiverIO(PresetSaving, keras.Model):
     `subsampled_modalities`, an int tensor "<modality>_indices" (B, O_m): the flat indices of the
     points of that modality to decode (subsampled decoding; see `MultimodalQuery`). Outputs: the
     postprocessor's dict. Inputs are checked before Keras sees them, so that a missing modality or a
-    tensor of the wrong shape raises a ValueError naming the modality and the shape it must have.
+    tensor of the wrong shape raises a ValueError naming the modality and the shape it must have; so do
+    an empty batch, modalities of different batch sizes, indices outside a modality's points and label
+    values outside [0, 1] (values are checked on concrete arrays, as `PerceiverIO` does).
 
     Args:
         preprocessor: a `MultimodalPreprocessor`.
@@ -30,6 +33,8 @@ class MultimodalPerceiverIO(PresetSaving, keras.Model):
         postprocessor: a `MultimodalPostprocessor`.
         subsampled_modalities: modalities decoded at given indices only.
         seed: optional int; seeds the initial weights of every (unbuilt) part, as in `PerceiverIO`.
+        check_finite: bool, also refuse NaN and infinite input values (off by default: it reads every
+            input value), as in `PerceiverIO`.
 
     Example:
     >>> from perceiver_keras import (MultimodalPostprocessor, MultimodalPreprocessor, MultimodalQuery,
@@ -47,7 +52,7 @@ class MultimodalPerceiverIO(PresetSaving, keras.Model):
     """
 
     def __init__(self, preprocessor, encoder, query, decoder, postprocessor, subsampled_modalities=(), seed=None,
-                 **kwargs):
+                 check_finite=False, **kwargs):
         seed = _checks.seed("seed", seed)
         if seed is not None:  # before the parts are called, which builds them
             parts = dict(preprocessor=preprocessor, encoder=encoder, query=query, decoder=decoder,
@@ -75,6 +80,22 @@ class MultimodalPerceiverIO(PresetSaving, keras.Model):
         self.decoder, self.postprocessor = decoder, postprocessor
         self.subsampled_modalities = subsampled_modalities
         self.seed = seed
+        self.check_finite = bool(check_finite)
+
+    def input_rules(self):
+        """name -> `input_checks.InputRule` of every model input."""
+        from perceiver_keras.multimodal import OneHotPreprocessor
+
+        rules = {}
+        for key, layer in self.preprocessor.modalities.items():
+            label = isinstance(layer, OneHotPreprocessor)
+            rules[key] = input_checks.InputRule(
+                layer.expected_shape, "float", low=0 if label else None, high=1 if label else None, high_closed=True,
+                what="label values (one-hot or soft)" if label else "values")
+        for key in self.subsampled_modalities:
+            rules[f"{key}_indices"] = input_checks.InputRule(
+                (None,), "int", low=0, high=self.query.num_positions[key], what=f"indices of the '{key}' points")
+        return rules
 
     def check_inputs(self, inputs):
         """Raises a ValueError naming the input and its expected shape unless `inputs` fit the model."""
@@ -92,15 +113,34 @@ class MultimodalPerceiverIO(PresetSaving, keras.Model):
                 shape = tuple(inputs[name].shape) if name in inputs else "missing"
                 raise ValueError(f"Model '{self.name}' expected `{name}` of shape (batch, points): flat indices of "
                                  f"the '{key}' points to decode. Received: {name}.shape={shape}")
+        input_checks.check(self.name, dict(inputs), self.input_rules(), check_finite=self.check_finite)
 
     def __call__(self, *args, **kwargs):
         # Before Layer.__call__, whose error wrapper would append every input array to the message.
         self.check_inputs(args[0] if args else kwargs.get("inputs"))
         return super().__call__(*args, **kwargs)
 
+    def predict(self, x, *args, **kwargs):
+        self._check_arrays(x)
+        return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_arrays(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_arrays(x)
+        return super().fit(x, *args, **kwargs)
+
+    def _check_arrays(self, x):
+        """Whole arrays are checked once, before Keras batches them (inside its loop they are symbolic)."""
+        if isinstance(x, Mapping) and all(isinstance(v, np.ndarray) for v in x.values()):
+            self.check_inputs(x)
+
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable,
-                  "subsampled_modalities": list(self.subsampled_modalities), "seed": self.seed}
+                  "subsampled_modalities": list(self.subsampled_modalities), "seed": self.seed,
+                  "check_finite": self.check_finite}
         for arg in _LAYER_ARGS:
             config[arg] = keras.saving.serialize_keras_object(getattr(self, arg))
         return config

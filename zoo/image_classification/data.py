@@ -251,6 +251,21 @@ def calibration_images(
     return np.concatenate([images for images, _ in ds.as_numpy_iterator()])
 
 
+def check_image_shape(dataset: str, image_shape: Sequence[int]) -> None:
+    """Refuses a model `image_shape` the pipelines of `dataset` cannot feed, naming `--set image_shape`.
+
+    The pipelines resize images to squares of side `image_shape[0]` and keep the dataset's channels,
+    so a model must take (S, S, C) images, C the dataset's.
+    """
+    channels = _get_info(dataset).image_shape[-1]
+    shape = tuple(image_shape)
+    if len(shape) != 3 or shape[0] != shape[1] or shape[2] != channels:
+        raise ValueError(
+            f"--set image_shape={shape!r} does not fit dataset {dataset!r}: its pipelines give square images with "
+            f"{channels} channel{'s' if channels > 1 else ''}, so the model needs image_shape=(S, S, {channels}). "
+            f"Received: image_shape={shape!r}")
+
+
 def _get_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise ValueError(

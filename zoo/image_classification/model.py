@@ -69,6 +69,8 @@ def build_image_classifier(
                          f"image_shape={image_shape!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
+    if prep_type == "conv":
+        _check_conv_stem_fits(tuple(image_shape), conv_kernel_size, conv_strides, pool_size, pool_padding)
     query_channels = query_channels or num_latent_channels
     block_args = dict(dropout=dropout, attention_dropout=attention_dropout, activation=activation)
     return PerceiverIO(
@@ -103,3 +105,25 @@ def build_image_classifier(
         seed=seed,
         name=name,
     )
+
+
+def _conv_stem_side(side: int, kernel: int, strides: int, pool_size: int | None, pool_padding: str) -> int:
+    """One side of the conv stem's output grid: a zero-padded (kernel // 2) conv, then the optional max-pool."""
+    side = (side + 2 * (kernel // 2) - kernel) // strides + 1
+    if pool_size:
+        side = -(-side // 2) if pool_padding == "same" else (side - pool_size) // 2 + 1
+    return side
+
+
+def _check_conv_stem_fits(image_shape: tuple, kernel, strides, pool_size, pool_padding) -> None:
+    """Refuses an `image_shape` the conv stem shrinks to nothing, naming the smallest side it takes."""
+    if not all(isinstance(v, int) and v >= 1 for v in (kernel, strides)) or pool_size not in (None, 0) and not (
+            isinstance(pool_size, int) and pool_size >= 1):
+        return  # ImagePreprocessor names a bad stem argument itself
+    if min(_conv_stem_side(side, kernel, strides, pool_size, pool_padding) for side in image_shape[:2]) >= 1:
+        return
+    smallest = next(side for side in range(1, 10_000)
+                    if _conv_stem_side(side, kernel, strides, pool_size, pool_padding) >= 1)
+    pool = f", then a {pool_size}x{pool_size}/2 max-pool ({pool_padding})" if pool_size else ""
+    raise ValueError(f"`image_shape` is too small for the conv stem ({kernel}x{kernel}/{strides} conv{pool}): "
+                     f"expected height and width of at least {smallest}. Received: image_shape={image_shape!r}")

@@ -282,6 +282,19 @@ def _list_text_files(files: str | list[str]) -> list[str]:
         else:
             paths.update(tf.io.gfile.glob(pattern))
     if not paths:
-        raise ValueError(f"Expected `files` to match at least one file. Received: files={files!r}")
+        raise ValueError(f"--text-files {files!r} matches no file: expected a .txt file, a folder holding .txt "
+                         f"files or a glob matching at least one file. Received: --text-files {files!r}")
     return sorted(paths)
+
+
+def text_files_argument(text: str) -> str:
+    """The argparse `type` of `--text-files`: `text` when it matches a file, so a bad pattern is refused up front."""
+    import argparse
+
+    try:
+        _list_text_files(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a .txt file, a folder holding .txt files or a glob matching at "
+                                         f"least one file; it matches none. Received: {text!r}") from None
+    return text
 
