@@ -98,6 +98,24 @@ def test_model_keras_saved_before_the_rename_loads(tmp_path):
     np.testing.assert_allclose(to_numpy(loaded(ids)), to_numpy(model(ids)), **TOLERANCE)
 
 
+def test_keras_hub_preset_saved_before_the_rename_loads(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    from perceiver_keras.hub import PerceiverBackbone
+
+    backbone = PerceiverBackbone(
+        FlowPreprocessor(patch_projection_channels=4, num_bands=2, input_channels=1),
+        PerceiverEncoder(2, 8, num_self_attention_layers_per_block=1, num_self_attention_heads=2),
+        inputs_shape=(2, 3, 4, 1), input_name="frames")
+    frames = np.random.default_rng(0).normal(size=(2, 2, 3, 4, 1)).astype("float32")
+    backbone.save_to_preset(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(with_former_names(config)))
+    assert '"out_channels"' in (tmp_path / "config.json").read_text()
+    loaded = keras_hub.models.Backbone.from_preset(str(tmp_path))
+    assert loaded.input_adapter.get_config() == backbone.input_adapter.get_config()
+    np.testing.assert_allclose(to_numpy(loaded(frames)), to_numpy(backbone(frames)), **TOLERANCE)
+
+
 def _multimodal():
     return MultimodalPreprocessor({"audio": AudioPreprocessor(8, 4, num_bands=2), "label": OneHotPreprocessor(3)})
 
