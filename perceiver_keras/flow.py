@@ -66,7 +66,7 @@ class FlowPreprocessor(keras.layers.Layer):
         self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
 
     @property
-    def patch_channels(self):
+    def values_per_patch(self):
         """Values per pixel before the projection: frames x patch x patch x channels (54 for flow)."""
         return self.num_frames * self.patch_size**2 * self.input_channels
 
@@ -89,7 +89,7 @@ class FlowPreprocessor(keras.layers.Layer):
             kernel_initializer=clone_initializer(self.kernel_initializer, "patch_projection"),
             name="patch_projection", dtype=self.dtype_policy,
         )
-        self.patch_projection.build((None, None, self.patch_channels))
+        self.patch_projection.build((None, None, self.values_per_patch))
         self.positions = FourierPositionEncoding(
             self._frame_size, self.num_bands, max_resolution=self.max_resolution, name="positions",
             dtype=self.dtype_policy,
@@ -122,7 +122,7 @@ class FlowPreprocessor(keras.layers.Layer):
             frames.append(ops.concatenate(rows, axis=-1))
         patches = ops.concatenate(frames, axis=-1)  # (B, H, W, frame * row * column * channel)
         batch = ops.shape(inputs)[0]
-        features = self.patch_projection(ops.reshape(patches, (batch, height * width, self.patch_channels)))
+        features = self.patch_projection(ops.reshape(patches, (batch, height * width, self.values_per_patch)))
         positions = ops.cast(self.positions(features), features.dtype)
         return ops.concatenate([features, positions], axis=-1)
 

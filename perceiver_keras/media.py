@@ -45,7 +45,7 @@ class _PatchPreprocessor(keras.layers.Layer):
     @property
     def output_channels(self):
         """Channels of the output: the patch values plus 2 num_bands + 1 Fourier features per axis."""
-        return self.patch_channels + len(self.patch_grid) * (2 * self.num_bands + 1)
+        return self.values_per_patch + len(self.patch_grid) * (2 * self.num_bands + 1)
 
     def check_input_shape(self, shape, arg="inputs"):
         check_input_shape(self.name, arg, shape, self.expected_shape, self.input_axes)
@@ -132,7 +132,7 @@ class VideoPreprocessor(_PatchPreprocessor):
         return (self.num_frames, *self.frame_size)
 
     @property
-    def patch_channels(self):
+    def values_per_patch(self):
         return math.prod(self.patch_size) * self.input_channels
 
     def call(self, inputs):
@@ -143,7 +143,7 @@ class VideoPreprocessor(_PatchPreprocessor):
         x = ops.transpose(x, (0, 2, 1, 3))
         if pt > 1:  # (B T/pt, pt, gh gw, ph pw C) -> (B T/pt, gh gw, pt, ph pw C): frame-major patches.
             x = ops.transpose(ops.reshape(x, (-1, pt, gh * gw, ph * pw * self.input_channels)), (0, 2, 1, 3))
-        return self._with_positions(ops.reshape(x, (-1, self.num_positions, self.patch_channels)))
+        return self._with_positions(ops.reshape(x, (-1, self.num_positions, self.values_per_patch)))
 
     def get_config(self):
         config = super().get_config()
@@ -206,7 +206,7 @@ class AudioPreprocessor(_PatchPreprocessor):
         return (self.num_samples,)
 
     @property
-    def patch_channels(self):
+    def values_per_patch(self):
         return self.samples_per_patch
 
     def call(self, inputs):
