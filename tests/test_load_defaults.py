@@ -75,7 +75,7 @@ def _first_batch(run: dict):
     """(x, y, sample_weight) of the run's first training batch, as numpy."""
     preset = training.with_overrides(registry.get_preset(run["preset"]), run["model_overrides"])
     options = run["options"]
-    train_ds, _ = registry.get_task(run["task"]).datasets(preset, options["batch_size"], options["seed"], options)
+    train_ds, _ = registry.get_recipe(run["task"]).datasets(preset, options["batch_size"], options["seed"], options)
     element = _numpy(next(iter(train_ds)))
     return (*element, None) if len(element) == 2 else tuple(element)
 

@@ -50,7 +50,7 @@ def test_registry_has_no_task_without_a_precision_case():
 
 def _first_batch(task, run):
     preset = training.with_overrides(registry.get_preset(run["preset"]), run["model_overrides"])
-    _, test = registry.get_task(task).datasets(preset, run["options"]["batch_size"], 0, run["options"])
+    _, test = registry.get_recipe(task).datasets(preset, run["options"]["batch_size"], 0, run["options"])
     return next(iter(test))[0]
 
 

@@ -34,27 +34,13 @@ TUNERS = ("bayesian", "hyperband", "random")  # zoo.tuning.TUNERS (tuning import
 
 
 def _parser() -> argparse.ArgumentParser:
-    from zoo.distribute import STRATEGIES
-
     parser = ArgumentParser(prog="python -m zoo", description="The perceiver-keras model zoo.")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="list the presets")
     listing.add_argument("--task", choices=sorted(registry.TASK_MODULES))
     train = commands.add_parser("train", help="fit a preset with model.fit into a run directory")
-    train.add_argument("task", choices=sorted(registry.TASK_MODULES))
-    train.add_argument("--preset", required=True)
-    train.add_argument("--out", required=True, help="run directory (resumed if interrupted)")
-    _add_training_options(train, "override a model builder argument, e.g. --set num_blocks=2")
-    train.add_argument("--overwrite", action="store_true", help="train again over a finished run")
-    train.add_argument("--init-from", metavar="SOURCE", help="fine-tune: start from every weight whose path and shape "
-                       "match in a run directory, a .keras file, a transformers save_pretrained folder (safetensors) "
-                       "or a keras-hub preset directory; run.json lists what was not loaded and why")
-    train.add_argument("--freeze-backbone", action="store_true", help="with --init-from: train the head alone "
-                       "(every loaded weight outside the query, decoder and postprocessor is frozen)")
-    train.add_argument("--strategy", default=None, choices=STRATEGIES, help="default, mirrored, multi_worker "
-                       "(TF_CONFIG), tpu, or data_parallel (JAX); --batch-size stays the global batch")
-    train.add_argument("--worker-timeout", type=zoo_options.POSITIVE, default=300.0,
-                       help="multi_worker: seconds to wait for the workers of TF_CONFIG (300)")
+    _add_task_parsers(train, _add_train_arguments, "--set KEY=VALUE overrides a model builder argument, e.g. "
+                                                   "--set num_blocks=2")
     evaluate = commands.add_parser("evaluate", help="test-split metrics of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--batch-size", type=COUNT, help="default: the run's")
@@ -71,23 +57,80 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_training_options(parser: argparse.ArgumentParser, set_help: str) -> None:
-    """The training options shared by `train` and `tune` (every trial trains with them)."""
-    for name, option in zoo_options.TRAINING_OPTIONS.items():
-        parser.add_argument(zoo_options.flag(name), type=option.type, choices=option.choices, help=option.help)
-    parser.add_argument("--rand-augment", action="store_true", default=None, help="RandAugment")
-    parser.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
+class _TaskParser(ArgumentParser):
+    """The parser of `train TASK` / `tune TASK`: a flag of another task is refused in that task's terms."""
+
+    def __init__(self, *args, task: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task = task
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if self.task is not None:
+            known = {zoo_options.flag(name) for name in zoo_options.all_options()}
+            others = sorted({text.split("=", 1)[0] for text in extras if text.split("=", 1)[0] in known})
+            if others:
+                self.error(zoo_options.unused_message(self.task, others))
+        return namespace, extras
+
+
+def _add_task_parsers(command: argparse.ArgumentParser, add_arguments, set_help: str) -> None:
+    """One sub-parser per task under `command`, each with `add_arguments`' flags and the task's training options."""
+    tasks = command.add_subparsers(dest="task", required=True, metavar="TASK", parser_class=_TaskParser,
+                                   help=", ".join(sorted(registry.TASK_MODULES)))
+    for task in sorted(registry.TASK_MODULES):
+        recipe = registry.get_recipe(task)
+        parser = tasks.add_parser(task, task=task, help=(recipe.__doc__ or "").strip().split("\n")[0],
+                                  description=f"{command.prog} {task}: the common training options and those of "
+                                              f"task {task}.")
+        add_arguments(parser)
+        _add_training_options(parser, recipe, set_help)
+
+
+def _add_train_arguments(train: argparse.ArgumentParser) -> None:
+    from zoo.distribute import STRATEGIES
+
+    train.add_argument("--preset", required=True)
+    train.add_argument("--out", required=True, help="run directory (resumed if interrupted)")
+    train.add_argument("--overwrite", action="store_true", help="train again over a finished run")
+    train.add_argument("--init-from", metavar="SOURCE", help="fine-tune: start from every weight whose path and shape "
+                       "match in a run directory, a .keras file, a transformers save_pretrained folder (safetensors) "
+                       "or a keras-hub preset directory; run.json lists what was not loaded and why")
+    train.add_argument("--freeze-backbone", action="store_true", help="with --init-from: train the head alone "
+                       "(every loaded weight outside the query, decoder and postprocessor is frozen)")
+    train.add_argument("--strategy", default=None, choices=STRATEGIES, help="default, mirrored, multi_worker "
+                       "(TF_CONFIG), tpu, or data_parallel (JAX); --batch-size stays the global batch")
+    train.add_argument("--worker-timeout", type=zoo_options.POSITIVE, default=300.0,
+                       help="multi_worker: seconds to wait for the workers of TF_CONFIG (300)")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, recipe, set_help: str) -> None:
+    """The training options of a task (the common ones and its recipe's): `train` and `tune` (every trial) take them."""
+    common = parser.add_argument_group("training options (every task)")
+    own = parser.add_argument_group(f"options of task {recipe.name}")
+    for group, options in ((common, zoo_options.COMMON_OPTIONS), (own, recipe.options)):
+        for name, option in options.items():
+            if option.switch:
+                group.add_argument(zoo_options.flag(name), action=argparse.BooleanOptionalAction, default=None,
+                                   help=option.help)
+            else:
+                group.add_argument(zoo_options.flag(name), type=option.type, choices=option.choices, help=option.help)
+    common.add_argument("--jit", dest="jit_compile", action=argparse.BooleanOptionalAction, default=None,
                         help="XLA compilation (default: Keras' auto)")
-    parser.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
+    common.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
                         metavar="KEY=VALUE", help=set_help)
 
 
 def _add_tune_parser(commands) -> None:
-    from export.arguments import quantizations
-
     tune = commands.add_parser("tune", help="search latents, width, depth, heads, learning rate and weight decay "
                                             "around a preset; retrain and export the best")
-    tune.add_argument("task", choices=sorted(registry.TASK_MODULES))
+    _add_task_parsers(tune, _add_tune_arguments, "--set KEY=VALUE overrides a builder argument before centring the "
+                                                 "search")
+
+
+def _add_tune_arguments(tune: argparse.ArgumentParser) -> None:
+    from export.arguments import quantizations
+
     tune.add_argument("--preset", required=True, help="the preset at the centre of the search")
     tune.add_argument("--out", required=True, help="tuning directory (tuner/ state resumes; results.md; best/; export/)")
     tune.add_argument("--tuner", default="random", choices=TUNERS, help="random, hyperband or bayesian")
@@ -99,14 +142,13 @@ def _add_tune_parser(commands) -> None:
     tune.add_argument("--quantize", type=quantizations, help="the export's comma-separated quantizations (default: all)")
     tune.add_argument("--latency-runs", type=NON_NEGATIVE_INT, default=20,
                       help="the export's timed runs per variant (0: skip)")
-    _add_training_options(tune, "override a builder argument before centring the search")
     tune.add_argument("--overwrite", action="store_true", help="start the search, retraining and export afresh")
 
 
 def _options(args: argparse.Namespace) -> dict[str, object]:
     """The training options of a `train` or `tune` command line, checked for its task (None: not given)."""
-    options = {name: getattr(args, name) for name in zoo_options.TRAINING_OPTIONS}
-    options.update(rand_augment=args.rand_augment, jit_compile=args.jit_compile)
+    options = {name: getattr(args, name) for name in zoo_options.task_options(args.task)}
+    options["jit_compile"] = args.jit_compile
     zoo_options.check_options(args.task, options)
     return options
 

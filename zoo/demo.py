@@ -21,7 +21,6 @@ def run(out: str = "demo_out", epochs: int | None = None) -> int:
         FileExistsError: `out` exists and is neither empty nor an earlier demo's output.
     """
     import export
-    from zoo.image_classification.task import export_arrays
 
     started = time.time()
     out = Path(out)
@@ -42,10 +41,7 @@ def run(out: str = "demo_out", epochs: int | None = None) -> int:
 
     print("\n3/3 Exporting SavedModel + TFLite float32/float16/dynamic/int8/int16x8 (batch 1), verifying them in LiteRT "
           "and on the edge toolchains (Arm vela for Ethos-U, TensorFlow Lite Micro) ...", flush=True)
-    model, run_json = training.load_run(out / "run")
-    arrays = export_arrays(**run_json["data"]["kwargs"])
-    report = export.export_model(model, out / "export", calibration_data=arrays["calibration"],
-                                 eval_data=arrays["eval"])
+    report = export.export_run(out / "run", out / "export")
     print()
     print(report.table())
     print(f"\nArtefacts: {out / 'export'} (report.md, report.json, saved_model/, model_*.tflite)")

@@ -10,8 +10,8 @@ from typing import Any
 
 import keras
 
-# Task name -> package that registers its presets on import; its `task` module holds the task object
-# (`TASK`, or `TASKS[name]` when one package serves several tasks).
+# Task name -> package that registers its presets on import; its `task` module registers the task's
+# recipe (`zoo.recipe.Recipe`) with `register_recipe`.
 TASK_MODULES = {
     "image_classification": "zoo.image_classification",
     "masked_language_modeling": "zoo.language",
@@ -57,12 +57,34 @@ def _load_tasks() -> None:
         importlib.import_module(module)
 
 
-def get_task(name: str):
-    """The task object (datasets, loss, metrics, export data) of the task called `name`."""
+_RECIPES: dict[str, Any] = {}
+
+
+def register_recipe(recipe: Any) -> Any:
+    """Adds a task's `zoo.recipe.Recipe` instance (called by the task's `task` module); returns it.
+
+    Raises:
+        ValueError: the recipe's name is not a key of `TASK_MODULES`, or another recipe has that name.
+    """
+    from zoo.recipe import Recipe
+
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"Expected a zoo.recipe.Recipe instance. Received: {type(recipe).__name__}")
+    if recipe.name not in TASK_MODULES:
+        raise ValueError(f"A recipe's name must be a task of zoo.registry.TASK_MODULES ({', '.join(sorted(TASK_MODULES))})"
+                         f". Received: name={recipe.name!r}")
+    if recipe.name in _RECIPES and type(_RECIPES[recipe.name]) is not type(recipe):
+        raise ValueError(f"A recipe for task '{recipe.name}' is already registered: {type(_RECIPES[recipe.name]).__name__}")
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str):
+    """The `zoo.recipe.Recipe` (data, loss, metrics, objective, options, export data) of the task called `name`."""
     if name not in TASK_MODULES:
         raise ValueError(f"Unknown task '{name}'. Expected one of: {', '.join(sorted(TASK_MODULES))}. Received: task={name!r}")
-    module = importlib.import_module(TASK_MODULES[name] + ".task")
-    return module.TASKS[name] if hasattr(module, "TASKS") else module.TASK
+    importlib.import_module(TASK_MODULES[name] + ".task")
+    return _RECIPES[name]
 
 
 def list_models(task: str | None = None) -> list[str]:

@@ -32,6 +32,7 @@ from perceiver_keras import load_model
 from zoo import distribute, finetune, registry
 from zoo.finetune import load_matching_weights  # noqa: F401  (the fine-tuning API, also as zoo.training's)
 from zoo.options import PRECISIONS, check_options, check_out, check_warmup
+from zoo.recipe import Recipe
 from zoo.schedules import make_optimizer
 
 
@@ -76,45 +77,20 @@ def with_overrides(preset: registry.Preset, model_overrides: dict[str, Any]) -> 
     return dataclasses.replace(preset, config={**preset.config, **model_overrides})
 
 
-def _metrics(task_obj: Any, preset: registry.Preset) -> dict[str, list]:
-    """`compile` arguments: the task's metrics, and those that must see the sample weights.
+def evaluation_model(recipe: Recipe, model: keras.Model, preset: registry.Preset, options: dict[str, Any]
+                     ) -> keras.Model:
+    """The model the validation and test metrics come from (`recipe.evaluation_model`), compiled.
 
-    Keras passes sample weights only to `weighted_metrics`; a masked LM's accuracy counts the masked
-    positions alone through them.
+    `model` itself, or another model holding its weights in the same order (the multimodal
+    autoencoder rebuilt with its label always masked), compiled with the recipe's loss and metrics.
     """
-    weighted = task_obj.weighted_metrics(preset) if hasattr(task_obj, "weighted_metrics") else None
-    return {"metrics": task_obj.metrics(preset), "weighted_metrics": weighted}
-
-
-def _compile_args(task_obj: Any, preset: registry.Preset, options: dict[str, Any]) -> dict[str, Any]:
-    """`compile` arguments besides the optimizer: loss, metrics and, if the task has them, loss weights.
-
-    A task with several outputs may return a dict of losses from `loss` and weight them with its
-    optional `loss_weights(preset, options)` (a dict keyed like the outputs).
-    """
-    args = {"loss": task_obj.loss(preset, options), **_metrics(task_obj, preset)}
-    if hasattr(task_obj, "loss_weights"):
-        args["loss_weights"] = task_obj.loss_weights(preset, options)
-    return args
-
-
-def _evaluation_model(task_obj: Any, model: keras.Model, preset: registry.Preset, options: dict[str, Any]
-                      ) -> keras.Model:
-    """The model the validation and test metrics come from: `model`, or the task's `evaluation_model`.
-
-    A task's optional `evaluation_model(model, preset, options)` returns a model with the same weight
-    list as `model` holding its weights, e.g. the multimodal autoencoder rebuilt with its label
-    always masked, so that label accuracy is classification rather than copying. It is compiled here.
-    """
-    if not hasattr(task_obj, "evaluation_model"):
-        return model
-    evaluated = task_obj.evaluation_model(model, preset, options)
+    evaluated = recipe.evaluation_model(model, preset, options)
     if evaluated is not model:
-        evaluated.compile(**_compile_args(task_obj, preset, options), jit_compile=options.get("jit_compile", "auto"))
+        evaluated.compile(**recipe.compile_args(preset, options), jit_compile=options.get("jit_compile", "auto"))
     return evaluated
 
 
-class _ValidateWith(keras.callbacks.Callback):
+class ValidateWith(keras.callbacks.Callback):
     """Per-epoch validation through another model given the trained weights: `val_*` in the epoch's logs.
 
     It must come before the callbacks that read the logs (CSVLogger, TensorBoard).
@@ -129,15 +105,6 @@ class _ValidateWith(keras.callbacks.Callback):
         results = self.evaluated.evaluate(self.data, return_dict=True, verbose=0)
         if logs is not None:
             logs.update({f"val_{name}": float(value) for name, value in results.items()})
-
-
-def task_model_overrides(task_obj: Any, preset: registry.Preset, options: dict[str, Any]) -> dict[str, Any]:
-    """Builder arguments a task's training model needs, e.g. output indices for subsampled decoding.
-
-    The task's optional `model_overrides(preset, options)`; the caller's own overrides win over them,
-    and run.json records the merged arguments.
-    """
-    return dict(task_obj.model_overrides(preset, options)) if hasattr(task_obj, "model_overrides") else {}
 
 
 _RUN_FILES = ("model.keras", "history.csv", "checkpoints", "backup", "logs")
@@ -234,7 +201,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     preset = registry.get_preset(preset_name)
     if preset.task != task:
         raise ValueError(f"Preset '{preset_name}' belongs to task '{preset.task}'. Received: task={task!r}")
-    task_obj = registry.get_task(task)
+    recipe = registry.get_recipe(task)
     check_options(task, option_overrides)  # before anything is read, built or written
     model_overrides_given = dict(model_overrides or {})
     out = Path(out)
@@ -253,7 +220,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
     options = training_options(preset, **option_overrides)
     preset = with_overrides(preset, dict(model_overrides or {}))
-    model_overrides = {**task_model_overrides(task_obj, preset, options), **(model_overrides or {})}
+    model_overrides = {**recipe.model_overrides(preset, options), **(model_overrides or {})}
     preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     dist = distribute.make_strategy(strategy, worker_timeout)
     source = finetune.source_for_run(options, resumed, out / "backup")  # before the seed: reading builds a model
@@ -270,7 +237,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         model = _create_model(preset_name, model_overrides, given=model_overrides_given)
         init_record = finetune.start_run(model, source, options, resumed, verbose)  # before compile: it may freeze
         train_ds, test_ds = (distribute.shard_by_data(ds) for ds in
-                             task_obj.datasets(preset, options["batch_size"], options["seed"], options))
+                             recipe.datasets(preset, options["batch_size"], options["seed"], options))
         steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
         if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)):
             raise ValueError(f"The training data of preset '{preset_name}' has no fixed length (e.g. a repeated "
@@ -285,9 +252,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
                                      total_steps=steps * options["epochs"],
                                      warmup_steps=steps * options["warmup_epochs"],
                                      ema_momentum=options.get("ema_momentum")),
-            **_compile_args(task_obj, preset, options), jit_compile=options.get("jit_compile", "auto"),
+            **recipe.compile_args(preset, options), jit_compile=options.get("jit_compile", "auto"),
         )
-        evaluated = _evaluation_model(task_obj, model, preset, options)
+        evaluated = evaluation_model(recipe, model, preset, options)
         if dist is not None and not isinstance(dist, keras.distribution.DataParallel):
             distribute.build_for_fit(model, train_ds)
             if evaluated is not model:
@@ -295,7 +262,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         run = {
             "task": task, "preset": preset_name, "model_overrides": model_overrides, "options": options,
             "parameter_count": model.count_params(), "status": "running",
-            "data": task_obj.export_data(preset, options), "imports": ["perceiver_keras", "zoo.schedules"],
+            "data": recipe.export_data(preset, options), "imports": ["perceiver_keras", "zoo.schedules"],
             "started": resumed["started"] if resumed else time.strftime("%Y-%m-%dT%H:%M:%S"),
             "distribution": {"strategy": strategy or "default", "replicas": distribute.num_replicas(dist)},
         }
@@ -317,7 +284,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
             callbacks.append(keras.callbacks.TensorBoard(str(written / "logs")))
         validation = {"validation_data": test_ds}
         if evaluated is not model:  # validated through the evaluation model, before the loggers read the logs
-            callbacks, validation = [_ValidateWith(evaluated, test_ds), *callbacks], {}
+            callbacks, validation = [ValidateWith(evaluated, test_ds), *callbacks], {}
         started = time.time()
         model.fit(train_ds, epochs=options["epochs"], steps_per_epoch=options.get("steps_per_epoch"),
                   callbacks=callbacks, verbose=verbose, shuffle=False, **validation)  # the datasets shuffle
@@ -331,8 +298,9 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     run.update(status="finished", train_seconds=round(time.time() - started, 1),
                test_metrics={k: float(v) for k, v in results.items()},
                model_sha256=file_sha256(written / "model.keras"))
-    if hasattr(task_obj, "baselines"):  # trivial predictors on the same test data, to compare against
-        run["baselines"] = task_obj.baselines(preset, options)
+    baselines = recipe.baselines(preset, options)  # trivial predictors on the same test data, to compare against
+    if baselines:
+        run["baselines"] = baselines
     write_json(written / "run.json", run)
     if written != out:
         shutil.rmtree(written, ignore_errors=True)
@@ -370,9 +338,9 @@ def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[
                                 "written by `python -m zoo train` (export a run.json written by hand with "
                                 "`python -m export`).")
     preset = with_overrides(registry.get_preset(run["preset"]), run.get("model_overrides", {}))
-    task_obj = registry.get_task(run["task"])
+    recipe = registry.get_recipe(run["task"])
     options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
-    _, test_ds = task_obj.datasets(preset, options["batch_size"], options["seed"], options)
-    model.compile(**_compile_args(task_obj, preset, options))
-    results = _evaluation_model(task_obj, model, preset, options).evaluate(test_ds, return_dict=True, verbose=0)
+    _, test_ds = recipe.datasets(preset, options["batch_size"], options["seed"], options)
+    model.compile(**recipe.compile_args(preset, options))
+    results = evaluation_model(recipe, model, preset, options).evaluate(test_ds, return_dict=True, verbose=0)
     return {k: float(v) for k, v in results.items() if not math.isnan(float(v))}

@@ -39,20 +39,12 @@ ARCHITECTURE = ("num_latents", "num_latent_channels", "num_self_attention_layers
 LEARNING_RATE_FACTOR, WEIGHT_DECAY_FACTOR = 4.0, 10.0
 SCALE = Number(float, 1, low_open=True)
 """`scale`: the factor of the architecture's candidates around the centre, above 1."""
-# Whether each task's validation metric (the first of its weighted metrics or metrics) is maximised;
-# a task missing here, or whose metrics are keyed by output, is judged on its validation loss.
-MAXIMISED = {"image_classification": True, "masked_language_modeling": True, "text_classification": True,
-             "optical_flow": False}
 
 
 def objective(task: str, preset: registry.Preset) -> keras_tuner.Objective:
-    """The validation metric the search optimises for the task, e.g. "val_accuracy" (max), "val_epe" (min)."""
-    task_obj = registry.get_task(task)
-    weighted = task_obj.weighted_metrics(preset) if hasattr(task_obj, "weighted_metrics") else None
-    metrics = weighted or task_obj.metrics(preset)
-    if task not in MAXIMISED or not isinstance(metrics, list) or not metrics:
-        return keras_tuner.Objective("val_loss", "min")
-    return keras_tuner.Objective(f"val_{metrics[0].name}", "max" if MAXIMISED[task] else "min")
+    """The validation value the search optimises: the task recipe's `objective`, e.g. "val_accuracy" (max)."""
+    name, direction = registry.get_recipe(task).objective(preset)
+    return keras_tuner.Objective(name, direction)
 
 
 def builder_config(preset: registry.Preset) -> dict[str, Any]:
@@ -123,11 +115,11 @@ class PresetHyperModel(keras_tuner.HyperModel):
         base = registry.get_preset(preset_name)
         if base.task != task:
             raise ValueError(f"Preset '{preset_name}' belongs to task '{base.task}'. Received: task={task!r}")
-        self.task, self.preset_name, self.task_obj = task, preset_name, registry.get_task(task)
+        self.task, self.preset_name, self.recipe = task, preset_name, registry.get_recipe(task)
         self.options = training.training_options(base, **(options or {}))
         self.user_overrides = dict(model_overrides or {})
         preset = training.with_overrides(base, self.user_overrides)
-        self.task_overrides = training.task_model_overrides(self.task_obj, preset, self.options)
+        self.task_overrides = self.recipe.model_overrides(preset, self.options)
         self.preset = training.with_overrides(preset, self.task_overrides)
         self.config = builder_config(self.preset)
         self.space = search_space(self.config, self.options, scale)
@@ -158,7 +150,7 @@ class PresetHyperModel(keras_tuner.HyperModel):
         """(train, test, steps per epoch), built once for every trial (the data fit every candidate)."""
         if self._data is None:
             o = self.options
-            train, test = self.task_obj.datasets(self.preset, o["batch_size"], o["seed"], o)
+            train, test = self.recipe.datasets(self.preset, o["batch_size"], o["seed"], o)
             steps = o.get("steps_per_epoch") or int(train.cardinality())
             if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)) or steps < 1:
                 raise ValueError(f"The training data of preset '{self.preset_name}' has no fixed length or no complete "
@@ -182,7 +174,7 @@ class PresetHyperModel(keras_tuner.HyperModel):
             optimizer=make_optimizer(model, o["optimizer"], values["learning_rate"], values["weight_decay"],
                                      o["schedule"], total_steps=steps * o["epochs"],
                                      warmup_steps=steps * o["warmup_epochs"], ema_momentum=o.get("ema_momentum")),
-            **training._compile_args(self.task_obj, training.with_overrides(self.preset, overrides), o),
+            **self.recipe.compile_args(training.with_overrides(self.preset, overrides), o),
             jit_compile=o.get("jit_compile", "auto"),
         )
         return model
@@ -190,10 +182,10 @@ class PresetHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, verbose="auto", **kwargs):
         train, test, _ = self.data()
         preset = training.with_overrides(self.preset, self.builder_overrides(hp.values))
-        evaluated = training._evaluation_model(self.task_obj, model, preset, self.options)
+        evaluated = training.evaluation_model(self.recipe, model, preset, self.options)
         callbacks, validation = list(callbacks), {"validation_data": test}
         if evaluated is not model:  # before KerasTuner's callbacks, which read the epoch's logs
-            callbacks, validation = [training._ValidateWith(evaluated, test), *callbacks], {}
+            callbacks, validation = [training.ValidateWith(evaluated, test), *callbacks], {}
         started = time.time()
         history = model.fit(train, epochs=epochs or self.options["epochs"], initial_epoch=initial_epoch,
                             steps_per_epoch=self.options.get("steps_per_epoch"), callbacks=callbacks,
@@ -307,17 +299,12 @@ def _retrain(task: str, preset_name: str, out: Path, model_overrides: dict[str, 
 
 
 def _export(run_dir: Path, out: Path, quantize: tuple[str, ...] | None, latency_runs: int) -> dict[str, Any]:
-    """`python -m export RUN --out OUT` (the run's own export hooks and data); its status and report."""
-    from export import cli as export_cli
+    """`export.export_run` of the retrained run into `out` (replacing an earlier export there); its status."""
+    from export import export_run
 
-    argv = [str(run_dir), "--out", str(out), "--overwrite", "--latency-runs", str(latency_runs)]
-    if quantize:
-        argv += ["--quantize", ",".join(quantize)]
-    status = export_cli.main(argv)
-    if status == export_cli.EXIT_ERROR:
-        raise RuntimeError(f"Exporting {run_dir} failed (`python -m export {' '.join(argv)}` printed why).")
-    report = json.loads((out / "report.json").read_text())
-    return {"dir": str(out), "exit_status": status, "passed": status == export_cli.EXIT_PASSED and report["passed"]}
+    report = export_run(run_dir, out, quantizations=quantize, overwrite=True, latency_runs=latency_runs)
+    print(report.table())
+    return {"dir": str(out), "passed": bool(report.passed), "failures": list(report.failures)}
 
 
 def tune(task: str, preset_name: str, out: str | Path, *, tuner: str = "random", max_trials: int = 10,

@@ -8,15 +8,28 @@ import keras
 import numpy as np
 
 from zoo.image_classification import data
-from zoo.registry import Preset
+from zoo.options import FRACTION, UNIT, Option, labels
+from zoo.recipe import Recipe
+from zoo.registry import Preset, register_recipe
 
 
-class ImageClassificationTask:
-    """Datasets, loss and metrics of an image-classification preset (one-hot labels throughout)."""
+class ImageClassificationRecipe(Recipe):
+    """Datasets, loss and metrics of an image-classification preset (one-hot labels throughout).
+
+    The test split is always evaluated whole (no `eval_take`).
+    """
 
     name = "image_classification"
-    options = frozenset({"label_smoothing", "mixup", "cutmix", "rand_augment", "augment", "manual_dir", "classes"})
-    """The training options read besides `zoo.options.COMMON`: the test split is always whole (no eval_take)."""
+    options = {
+        "label_smoothing": Option("label smoothing of the cross-entropy, in [0, 1)", FRACTION),
+        "mixup": Option("MixUp alpha in [0, 1] (0 disables)", UNIT),
+        "cutmix": Option("CutMix factor in [0, 1] (0 disables)", UNIT),
+        "rand_augment": Option("RandAugment (--no-rand-augment turns off a preset's)", switch=True),
+        "augment": Option("random crops and flips (--no-augment turns them off)", switch=True),
+        "manual_dir": Option("TFDS manual download directory (ImageNet)"),
+        "classes": Option("train and test on these labels only, relabelled 0..K-1 in this order, e.g. 6,7,8,9 with "
+                          "--set num_classes=4", labels),
+    }
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, test) tf.data pipelines for the preset's dataset."""
@@ -41,7 +54,6 @@ class ImageClassificationTask:
         return [keras.metrics.CategoricalAccuracy(name="accuracy")]
 
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
-        """How `python -m export` rebuilds calibration and held-out data for this run."""
         return {
             "builder": "zoo.image_classification.task:export_arrays",
             "kwargs": {"dataset": preset.metadata["dataset"], "image_size": preset.config["image_shape"][0],
@@ -75,4 +87,4 @@ def export_arrays(dataset: str, image_size: int, data_dir: str | None = None, ma
     return {"calibration": calibration, "eval": (np.concatenate(images), np.concatenate(labels))}
 
 
-TASK = ImageClassificationTask()
+RECIPE = register_recipe(ImageClassificationRecipe())

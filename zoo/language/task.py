@@ -9,19 +9,25 @@ import numpy as np
 
 from zoo.language import data, metrics
 from zoo.language.classification_data import classification_dataset, classification_info
-from zoo.registry import Preset
+from zoo.options import EVAL_TAKE, OPEN_FRACTION, Option
+from zoo.recipe import Recipe
+from zoo.registry import Preset, register_recipe
 
 
 def _sequence_length(preset: Preset) -> int:
     return preset.config.get("sequence_length", 2048)
 
 
-class MaskedLanguageModelingTask:
+class MaskedLanguageModelingRecipe(Recipe):
     """Byte masked language modelling: loss and accuracy on the masked positions only."""
 
     name = "masked_language_modeling"
-    options = frozenset({"corpus", "text_files", "mask_probability", "eval_take"})
-    """The training options read besides `zoo.options.COMMON`."""
+    options = {
+        "corpus": Option("corpus (default: the preset's)", choices=data.SOURCES),
+        "text_files": Option("corpus files: a .txt file, a folder or a glob"),
+        "mask_probability": Option("fraction of words masked (0.15)", OPEN_FRACTION),
+        "eval_take": EVAL_TAKE,
+    }
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, validation) pipelines of (x, y, sample_weight) from the preset's corpus."""
@@ -48,15 +54,11 @@ class MaskedLanguageModelingTask:
     def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
         return metrics.masked_lm_loss()
 
-    def metrics(self, preset: Preset) -> list:
-        return []
-
     def weighted_metrics(self, preset: Preset) -> list:
         """Masked accuracy: the sample weights (1 at masked positions) restrict it to those."""
         return metrics.masked_lm_metrics()
 
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
-        """How `python -m export` rebuilds calibration and held-out data for this run."""
         return {
             "builder": "zoo.language.export:export_arrays",
             "kwargs": {"dataset": options.get("corpus") or preset.metadata["dataset"],
@@ -65,12 +67,15 @@ class MaskedLanguageModelingTask:
         }
 
 
-class TextClassificationTask:
-    """Text classification (or regression, with one output) with each dataset's own metrics."""
+class TextClassificationRecipe(Recipe):
+    """Text classification (or regression, with one output) with each dataset's own metrics.
+
+    The tuning objective is the first of the dataset's metrics (`metrics.metrics_for`: accuracy,
+    Matthews correlation, F1 or Pearson correlation), maximised.
+    """
 
     name = "text_classification"
-    options = frozenset({"eval_take"})
-    """The training options read besides `zoo.options.COMMON`."""
+    options = {"eval_take": EVAL_TAKE}
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, evaluation) pipelines of (x, y) for the preset's dataset."""
@@ -116,4 +121,5 @@ class TextClassificationTask:
         }
 
 
-TASKS = {"masked_language_modeling": MaskedLanguageModelingTask(), "text_classification": TextClassificationTask()}
+MASKED_LANGUAGE_MODELING = register_recipe(MaskedLanguageModelingRecipe())
+TEXT_CLASSIFICATION = register_recipe(TextClassificationRecipe())

@@ -42,8 +42,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export.arguments import COUNT
 from zoo.multimodal import baselines, data, metrics, synthetic
-from zoo.registry import Preset
+from zoo.options import DECODED_PIXELS, EVAL_TAKE, NON_NEGATIVE, POSITIVE, Option
+from zoo.recipe import Recipe
+from zoo.registry import Preset, register_recipe
 
 DATASETS = ("synthetic_audiovisual", "ucf101", "clip_folder")
 DEFAULT_DECODED_PIXELS = 512
@@ -183,14 +186,26 @@ def time_average_image_psnr(dataset: tf.data.Dataset) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(baselines.PSNR_MAX_VALUE["image"] ** 2 / mse))
 
 
-class MultimodalAutoencodingTask:
-    """Weighted L1 + cross-entropy, PSNRs and label accuracy, subsampled decoding, the trivial baselines."""
+class MultimodalAutoencodingRecipe(Recipe):
+    """Weighted L1 + cross-entropy, PSNRs and label accuracy, subsampled decoding, the trivial baselines.
+
+    The metrics are keyed by output, so tuning minimises the validation loss.
+    """
 
     name = "multimodal_autoencoding"
-    options = frozenset({"multimodal_dataset", "decoded_pixels", "decoded_audio_patches", "image_loss_weight",
-                         "audio_loss_weight", "label_loss_weight", "tone_period", "frame_stride", "frames_per_second",
-                         "eval_take"})
-    """The training options read besides `zoo.options.COMMON`."""
+    options = {
+        "multimodal_dataset": Option("dataset (default: the preset's)", choices=DATASETS),
+        "decoded_pixels": DECODED_PIXELS,
+        "decoded_audio_patches": Option("audio patches decoded per clip in a training step", COUNT),
+        "image_loss_weight": Option("weight of the video L1 (paper 0.03)", NON_NEGATIVE),
+        "audio_loss_weight": Option("weight of the audio L1 (paper 1)", NON_NEGATIVE),
+        "label_loss_weight": Option("weight of the label cross-entropy (paper 0.0001)", NON_NEGATIVE),
+        "tone_period": Option("synthetic clips: samples per whole number of tone cycles", COUNT),
+        "frame_stride": Option("ucf101 and clip_folder: keep every n-th frame", COUNT),
+        "frames_per_second": Option("clip_folder: frame rate of the clips (25)", POSITIVE),
+        "eval_take": EVAL_TAKE,
+    }
+    objective_direction = None
 
     def model_overrides(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         """Builder arguments of the training model: subsampled decoding."""
@@ -248,4 +263,4 @@ class MultimodalAutoencodingTask:
         return {"builder": "zoo.multimodal.export:export_arrays", "kwargs": kwargs}
 
 
-TASK = MultimodalAutoencodingTask()
+RECIPE = register_recipe(MultimodalAutoencodingRecipe())

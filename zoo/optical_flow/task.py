@@ -27,9 +27,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from export.arguments import COUNT
 from zoo.optical_flow import data, synthetic
 from zoo.optical_flow.metrics import EndPointError, EndPointErrorLoss
-from zoo.registry import Preset
+from zoo.options import DECODED_PIXELS, EVAL_TAKE, POSITIVE, Option
+from zoo.recipe import Recipe
+from zoo.registry import Preset, register_recipe
 
 DATASETS = ("synthetic_flow", "sintel", "flying_chairs")
 DEFAULT_DECODED_PIXELS = 512
@@ -109,12 +112,20 @@ def flow_datasets(preset: Preset, batch_size: int, seed: int, options: dict[str,
     return train, test
 
 
-class OpticalFlowTask:
-    """End-point error loss and metric, subsampled decoding in training, the zero-flow baseline."""
+class OpticalFlowRecipe(Recipe):
+    """End-point error loss and metric (the tuning objective, minimised), subsampled decoding in training,
+    the zero-flow baseline."""
 
     name = "optical_flow"
-    options = frozenset({"flow_dataset", "sintel_pass", "decoded_pixels", "max_flow", "window_candidates", "eval_take"})
-    """The training options read besides `zoo.options.COMMON`."""
+    options = {
+        "flow_dataset": Option("dataset (default: the preset's)", choices=DATASETS),
+        "sintel_pass": Option("Sintel's clean or final pass (clean)", choices=data.SINTEL_PASSES),
+        "decoded_pixels": DECODED_PIXELS,
+        "max_flow": Option("synthetic pairs: the largest flow in pixels", POSITIVE),
+        "window_candidates": Option("synthetic pairs: keep the most textured of K random windows", COUNT),
+        "eval_take": EVAL_TAKE,
+    }
+    objective_direction = "min"
 
     def model_overrides(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         """Builder arguments of the training model: subsampled decoding."""
@@ -164,7 +175,6 @@ class OpticalFlowTask:
         return {"zero_flow_epe": float(data.zero_flow_epe(test))}
 
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
-        """How `python -m export` rebuilds calibration and held-out data for this run."""
         dataset = _dataset_name(preset, options)
         kwargs = {"dataset": dataset, "frame_size": list(frame_size(preset)), "data_dir": options.get("data_dir")}
         if dataset == "synthetic_flow":
@@ -174,4 +184,4 @@ class OpticalFlowTask:
         return {"builder": "zoo.optical_flow.export:export_arrays", "kwargs": kwargs}
 
 
-TASK = OpticalFlowTask()
+RECIPE = register_recipe(OpticalFlowRecipe())
