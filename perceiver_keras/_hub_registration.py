@@ -6,6 +6,12 @@ and three on JAX (it imports TensorFlow). `import perceiver_keras` therefore reg
 keras_hub is already imported, and otherwise right after keras_hub's own import finishes (a one-shot
 import hook), so that `import perceiver_keras, keras_hub` then `keras_hub.models.Backbone.from_preset`
 works and nobody who never imports keras_hub pays for it.
+
+A model saved from a keras-hub task (`PerceiverImageClassifier.save("task.keras")`) names those
+classes too, and `keras.saving.load_model` looks them up by registered name without importing
+keras_hub. So `install` also registers a stand-in under each of their names: its `from_config`
+imports `perceiver_keras.hub` (which replaces the stand-ins with the real classes) and hands the
+config to the real class. `import perceiver_keras` then `keras.saving.load_model("task.keras")` works.
 """
 
 import importlib
@@ -15,6 +21,14 @@ import sys
 import warnings
 
 _HUB = "keras_hub"
+_PACKAGE = "perceiver_keras"
+HUB_CLASSES = (
+    "ByteTokenizer", "PerceiverBackbone", "PerceiverImageClassifier", "PerceiverImageClassifierPreprocessor",
+    "PerceiverImageConverter", "PerceiverMaskedLM", "PerceiverMaskedLMPreprocessor", "PerceiverMultimodalAutoencoder",
+    "PerceiverMultimodalAutoencoderPreprocessor", "PerceiverOpticalFlow", "PerceiverOpticalFlowPreprocessor",
+    "PerceiverTextClassifier", "PerceiverTextClassifierPreprocessor", "PerceiverTokenizer",
+)
+"""The classes `perceiver_keras.hub` registers as "perceiver_keras>NAME" (pinned by tests/test_hub_presets.py)."""
 
 
 def _register():
@@ -43,9 +57,40 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _stand_in(name: str) -> type:
+    """A registrable class that, when Keras deserialises `name`, imports the real one and builds it."""
+
+    def from_config(cls, config):
+        importlib.import_module("perceiver_keras.hub")  # imports keras_hub; the real classes replace the stand-ins
+        from keras.saving import get_custom_objects
+
+        real = get_custom_objects().get(f"{_PACKAGE}>{name}")  # the global registry, not a loader's scope
+        if real is None or real is cls:
+            raise TypeError(f"perceiver_keras.hub did not register {name}, so a saved {name} cannot be loaded.")
+        return real.from_config(config)
+
+    return type(name, (), {
+        "__doc__": f"Stands in for perceiver_keras.hub.{name} until keras_hub is imported.",
+        "__module__": __name__,
+        "get_config": lambda self: {},
+        "from_config": classmethod(from_config),
+    })
+
+
+def _register_stand_ins() -> None:
+    from keras.saving import get_custom_objects, register_keras_serializable
+
+    registered = get_custom_objects()
+    for name in HUB_CLASSES:
+        if f"{_PACKAGE}>{name}" not in registered:
+            register_keras_serializable(package=_PACKAGE, name=name)(_stand_in(name))
+
+
 def install():
-    """Registers now if keras_hub is imported, else when it is."""
+    """Registers now if keras_hub is imported, else when it is (and stand-ins for loading saved hub models)."""
     if _HUB in sys.modules:
         _register()
-    elif not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+        return
+    _register_stand_ins()
+    if not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfterImport())
