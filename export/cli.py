@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,18 +106,27 @@ def _load_keras_file(source: Path, args: argparse.Namespace) -> tuple[Any, Any, 
         )
     if args.eval_data is None and args.calibration_data is None:
         raise ValueError("A .keras source needs --eval-data (and --calibration-data for int8).")
+    calibration = _read_npz(args.calibration_data, "--calibration-data")[0] if args.calibration_data else None
+    evaluation = _read_npz(args.eval_data, "--eval-data") if args.eval_data else None  # before the slow model load
     import_all([])
     model = load_model(source, compile=False)
-    calibration = _read_npz(args.calibration_data)[0] if args.calibration_data else None
-    evaluation = _read_npz(args.eval_data) if args.eval_data else None
     return model, calibration, evaluation
 
 
-def _read_npz(path: str) -> tuple[Any, np.ndarray | None]:
-    """`(x, y)` from an .npz holding `x` or `x/<input name>` keys, and optionally `y`."""
-    with np.load(path) as npz:
+def _read_npz(path: str, flag: str) -> tuple[Any, np.ndarray | None]:
+    """`(x, y)` from an .npz holding `x` or `x/<input name>` keys, and optionally `y`; errors name `flag` and `path`."""
+    expected = "expected an .npz file (numpy.savez) holding x or x/<input name>, and optionally y"
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {path}: {'a folder' if Path(path).is_dir() else 'no such file'}; {expected}.")
+    try:
+        npz = np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{flag} {path} is not a readable .npz file ({error}); {expected}.") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{flag} {path} holds one {type(npz).__name__}, not named arrays; {expected}.")
+    with npz:
         named = {key.split("/", 1)[1]: npz[key] for key in npz.files if key.startswith("x/")}
         if "x" not in npz.files and not named:
-            raise ValueError(f"{path} needs an array 'x' or arrays 'x/<input name>'. Received: {npz.files}")
+            raise ValueError(f"{flag} {path} needs an array 'x' or arrays 'x/<input name>'. Received: {npz.files}")
         x = npz["x"] if "x" in npz.files else named
         return x, (npz["y"] if "y" in npz.files else None)

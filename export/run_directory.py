@@ -47,6 +47,7 @@ def read_finished_run(directory: str | os.PathLike) -> dict[str, Any]:
     Raises:
         NotADirectoryError: `directory` is a file.
         FileNotFoundError: run.json or model.keras is missing.
+        IsADirectoryError: model.keras is a folder.
         RunDirectoryError: run.json is damaged, the run is not finished (still training, killed, or
             being retrained with --overwrite), or model.keras is not the file the run wrote.
     """
@@ -61,6 +62,8 @@ def read_finished_run(directory: str | os.PathLike) -> dict[str, Any]:
             "training or was interrupted. Resume it with the same `python -m zoo train` command, then try again."
         )
     model_file = directory / "model.keras"
+    if model_file.is_dir():
+        raise IsADirectoryError(f"{model_file} is a folder; expected the .keras file the finished run wrote.")
     if not model_file.is_file():
         raise FileNotFoundError(f"{model_file} is missing: the finished run's model was moved or deleted.")
     expected = run.get("model_sha256")
@@ -90,6 +93,7 @@ def check_model_of_run(model: Any, run: dict[str, Any], model_file: str | os.Pat
     if model.name != expected:
         raise RunDirectoryError(
             f"{model_file} holds the model '{model.name}', but run.json records a run of task {run.get('task')!r}, "
-            f"preset {preset!r}, whose model is named '{expected}': the model belongs to another run or task. "
-            "Retrain the run, or export that model's own run or .keras file."
+            f"preset {preset!r}, whose model is named '{expected}': model.keras and run.json are not of the same run "
+            "(the model was copied in from another run or task, or run.json was edited). Retrain the run, or export "
+            "that model's own run or .keras file."
         )

@@ -95,6 +95,8 @@ def read_run(directory: Path) -> dict:
     from export.run_directory import read_finished_run
 
     for name in ("model.keras", "run.json"):
+        if (directory / name).is_dir():
+            raise IsADirectoryError(f"{directory / name} is a folder; expected the file a finished run wrote.")
         if not (directory / name).is_file():
             raise FileNotFoundError(f"The run directory {directory} has no {name}.")
     run = read_finished_run(directory)

@@ -162,3 +162,47 @@ def test_a_flow_batch_of_frames_beside_another_batch_of_indices_is_refused():
                                                    "frames.shape=(2, 2, 16, 16, 3), output_indices.shape=(3, 4)")):
         model({"frames": np.zeros((2, 2, 16, 16, 3), "float32"), "output_indices": np.zeros((3, 4), "int32")})
     keras.backend.clear_session()
+
+
+def test_a_model_keras_that_is_a_folder_and_an_edited_preset_are_named(tmp_path, capsys):
+    _, run = _flow_run_reading_sintel(tmp_path)
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "preset": "flow_smal"}))
+    assert export_cli.main([str(run), "--out", str(tmp_path / "export")]) == 2
+    assert "or run.json was edited" in capsys.readouterr().err
+    (run / "model.keras").unlink()
+    (run / "model.keras").mkdir()
+    assert export_cli.main([str(run), "--out", str(tmp_path / "export")]) == 2
+    error = capsys.readouterr().err
+    assert f"error: {run / 'model.keras'} is a folder; expected the " in error, error
+    assert not (tmp_path / "export").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="needs zoo.options.check_out to refuse an empty --out (another worker's file)")
+def test_an_empty_out_is_refused_rather_than_training_into_the_current_folder(monkeypatch, capsys):
+    from zoo import cli, training
+
+    def trained(*args, **kwargs):
+        raise AssertionError("train was called with --out ''")
+    monkeypatch.setattr(training, "train", trained)
+    assert cli.main(["train", "image_classification", "--preset", "digits", "--out", ""]) == 2
+    assert "--out ''" in capsys.readouterr().err
+
+
+def test_npz_flags_name_the_flag_and_the_file(tmp_path, capsys):
+    source = tmp_path / "m.keras"
+    source.write_bytes(b"never loaded: the data are read first")
+    text, npy, zipped = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
+    text.write_text("hello")
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    zipped.write_bytes(b"PK\x03\x04" + bytes(30))
+    for flag, path, expected in (("--eval-data", tmp_path / "none.npz", "no such file"),
+                                 ("--eval-data", tmp_path, "a folder"),
+                                 ("--calibration-data", text, "is not a readable .npz file"),
+                                 ("--eval-data", zipped, "is not a readable .npz file"),
+                                 ("--eval-data", npy, "holds one ndarray, not named arrays")):
+        assert export_cli.main([str(source), "--out", str(tmp_path / "out"), flag, str(path)]) == 2
+        error = capsys.readouterr().err
+        assert f"error: {flag} {path}" in error and expected in error and "Traceback" not in error, error
+    assert not (tmp_path / "out").exists()
