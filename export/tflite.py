@@ -104,11 +104,15 @@ def convert(
         # Only float inputs and outputs become integers; integer inputs (token ids, masks) stay as they are.
         converter.inference_input_type = converter.inference_output_type = tf.int16 if sixteen else tf.int8
     try:
-        with warnings.catch_warnings():
-            # int8 calibration runs the converter's own tf.lite.Interpreter, which warns that it is
-            # deprecated; everything this package runs uses ai_edge_litert.
-            warnings.filterwarnings("ignore", message=r"[\s\S]*tf\.lite\.Interpreter is deprecated")
-            flatbuffer = converter.convert()
+        flatbuffer = None
+        if quantization == "int8":
+            flatbuffer = _int8_with_observed_ranges(saved_model_dir, signature_name, representative_dataset)
+        if flatbuffer is None:
+            with warnings.catch_warnings():
+                # int8 calibration runs the converter's own tf.lite.Interpreter, which warns that it is
+                # deprecated; everything this package runs uses ai_edge_litert.
+                warnings.filterwarnings("ignore", message=r"[\s\S]*tf\.lite\.Interpreter is deprecated")
+                flatbuffer = converter.convert()
     except Exception as error:  # The converter raises ConverterError, which has no public base.
         ops = ops_needing_flex(error)
         if ops:
@@ -128,6 +132,24 @@ def convert(
             ) from fallback_error
     check_builtin_only(flatbuffer, quantization)
     return flatbuffer
+
+
+def _int8_with_observed_ranges(saved_model_dir: str | os.PathLike, signature_name: str,
+                               representative_dataset: RepresentativeDataset) -> bytes | None:
+    """The int8 file with the ranges its tensors really take (`export.calibration`), or None to
+    convert as TensorFlow does (a Flex op, or a TensorFlow without the calibrate-only path)."""
+    from export.calibration import convert_int8
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir), signature_keys=[signature_name])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    try:
+        return convert_int8(converter, signature_name, representative_dataset)[0]
+    except Exception as error:  # noqa: BLE001 - the plain conversion below reports what is wrong
+        warnings.warn(f"int8 with observed ranges failed ({_last_line(error)}); using TensorFlow's calibration.")
+        return None
 
 
 def _last_line(error: Exception) -> str:
