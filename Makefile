@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-backends install install-dev bench notebooks clean
+.PHONY: demo test test-backends install install-dev bench bench-quick notebooks clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-backends: install-dev
 
 bench: install-dev
 	$(PY) -m benchmarks
+
+# The headline table: the ImageNet Fourier preset at batch 1 on the main engines and every user path
+# (benchmarks/results/inference_quick.md). An interrupted run keeps what it measured; run it again to finish.
+bench-quick: install-dev
+	$(PY) -m benchmarks inference --quick --models imagenet_fourier --batch-sizes 1 --warmup 1 --repeats 3
 
 # Re-executes every notebook in place at full budget, one at a time, and stores its outputs and figures
 # (notebooks/execute.py; about 4-10 min each on two cores). `make test` checks they are stored so.

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,21 +28,45 @@ TOY_MODEL = "toy_fourier"
 
 
 def run_inference(args: argparse.Namespace, command: str) -> Path:
+    """Measures every engine, writing PAGE.md and PAGE.json after each one (marked incomplete until the end).
+
+    Finished jobs are also appended to PAGE.jsonl, and the models' checkpoints and outputs kept in
+    .PAGE.work/: the same command run again after a crash or Ctrl-C measures only what is missing
+    (`--fresh` starts over). Both are removed once the page is complete.
+    """
     model_names = [TOY_MODEL] if args.toy else args.models
     batch_sizes = args.batch_sizes or ([1, 2] if args.toy else [1, 8])
-    results = inference.measure(model_names, batch_sizes, args.engines, warmup=args.warmup,
-                                repeats=args.repeats, log=lambda line: print(line, flush=True))
-    results.update(command=command, warmup=args.warmup, repeats=args.repeats)
-    page = args.page or "inference"
-    (args.out / f"{page}.json").write_text(json.dumps(results, indent=1))
-    return write_inference_page(results, args.out / f"{page}.md")
+    engines = args.engines or list(inference.QUICK_ENGINES if args.quick else inference.ENGINES)
+    page = args.page or ("inference_quick" if args.quick else "inference")
+    journal_path, work_dir = args.out / f"{page}.jsonl", args.out / f".{page}.work"
+    total = len(model_names) * len(batch_sizes) * (len(set(engines) - {"torch"}) + 2)
+
+    def write(results: dict, complete: bool = False) -> Path:
+        results = {**results, "command": command, "warmup": args.warmup, "repeats": args.repeats}
+        done = sum(len(entry["runs"]) for entry in results["models"].values())
+        if not complete:
+            results["incomplete"] = f"{done} of {total} engine runs measured so far"
+        (args.out / f"{page}.json").write_text(json.dumps(results, indent=1))
+        return write_inference_page(results, args.out / f"{page}.md")
+
+    journal = inference.Journal(journal_path, fresh=args.fresh)
+    results = inference.measure(model_names, batch_sizes, engines, warmup=args.warmup, repeats=args.repeats,
+                                log=lambda line: print(line, flush=True), work_dir=work_dir, journal=journal,
+                                on_result=write)
+    path = write(results, complete=True)
+    journal_path.unlink(missing_ok=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return path
 
 
 def write_inference_page(results: dict, path: Path) -> Path:
     """The inference page from a run's results (also used to re-render a saved PAGE.json)."""
     peak = results["matmul_peak"]
+    incomplete = [f"**Incomplete: {results['incomplete']}** (the run was stopped or is still going; the same "
+                  "command measures the rest).", ""] if results.get("incomplete") else []
     text = "\n".join([
         harness.header("Inference: perceiver-keras beside transformers' PyTorch Perceiver", results["command"]),
+        *incomplete,
         "Same configuration, same random weights (transformers' initialisation, written with `save_pretrained`",
         "and loaded with `zoo.convert.from_transformers`), same inputs. Latency is the median of "
         f"{results['repeats']} timed calls after {results['warmup']} warm-up calls (compilation and weight",
@@ -107,7 +133,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--toy", action="store_true", help="tiny configurations: checks the pipeline runs")
     parser.add_argument("--models", nargs="+", default=["imagenet_fourier", "imagenet_learned", "imagenet_conv"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="default: 1 8 (--toy: 1 2)")
-    parser.add_argument("--engines", nargs="+", default=list(inference.ENGINES), choices=inference.ENGINES)
+    parser.add_argument("--engines", nargs="+", choices=inference.ENGINES,
+                        help="default: every engine (--quick: the headline ones and the user paths)")
+    parser.add_argument("--quick", action="store_true", help="inference: the headline table (`make bench-quick`)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="inference: measure everything again (default: keep what an interrupted run measured)")
     parser.add_argument("--page", help="inference and learning page name (PAGE.md, PAGE.json; default: the suite's)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -143,9 +173,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge: wrote {edge.main(argv[1:], command)}", flush=True)
         return 0
     args = parse_args(argv)
+    _make_out(args.out)  # before anything is measured: a result must never be lost to a missing folder
     for suite in SUITES if args.suite == "all" else (args.suite,):
         print(f"{suite}: wrote {RUNNERS[suite](args, command)}", flush=True)
     return 0
+
+
+def _make_out(out: Path) -> None:
+    """Creates the results folder up front; an unusable one is refused before any measurement."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"python -m benchmarks: error: --out {out} is a file; expected a folder for the pages")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"python -m benchmarks: error: --out {out} cannot be created: {error}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise SystemExit(f"python -m benchmarks: error: --out {out} is not writable")
 
 
 if __name__ == "__main__":

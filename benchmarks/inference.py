@@ -9,13 +9,20 @@ Engines (each in its own process, same configuration, same random weights, same 
 - `tflite-float32|float16|dynamic|int8`: our builtin-ops-only .tflite (static batch) in LiteRT with
   XNNPACK, threads = cores.
 - `keras-jax`: our Keras model on the JAX backend (`predict_on_batch`, jitted).
+- The user paths, on the model exactly as `zoo.convert.from_transformers` returns it (no
+  `compile` of ours): `user-predict` (`model.predict(x, verbose=0)`), `user-predict-on-batch`,
+  `user-call` (`model(x, training=False)`, eager) and `user-tf-function` (`tf.function(model)`).
 Every engine's outputs are compared with the reference's: a fast engine computing something else
 would show up in the `max abs diff` and `top-1` columns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +30,15 @@ import numpy as np
 
 from benchmarks import harness, models
 
+USER_ENGINES = ("user-predict", "user-predict-on-batch", "user-call", "user-tf-function")
+"""What a user calls on a model as the zoo hands it over (no compile of ours)."""
 ENGINES = (
     "torch", "keras-tf", "keras-tf-xla", "keras-tf-xla-xnn", "keras-tf-xla-bf16",
-    "tflite-float32", "tflite-float16", "tflite-dynamic", "tflite-int8", "keras-jax",
+    "tflite-float32", "tflite-float16", "tflite-dynamic", "tflite-int8", "keras-jax", *USER_ENGINES,
 )
+QUICK_ENGINES = ("torch", "keras-tf", "keras-tf-xla", "tflite-float32", "tflite-dynamic", "tflite-int8", "keras-jax",
+                 *USER_ENGINES)
+"""`make bench-quick`: the headline engines and every user path (the bf16 and XNN-dot XLA rows are `make bench`'s)."""
 SIGNATURE = "serving_default"
 XNN_DOTS = {"XLA_FLAGS": "--xla_cpu_experimental_xnn_fusion_type=dot"}
 ENGINE_ENV = {"keras-tf-xla-xnn": XNN_DOTS}
@@ -103,6 +115,33 @@ def keras_job(job: dict[str, Any]) -> dict[str, Any]:
     return {**result, "backend": keras.backend.backend(), "policy": keras.config.dtype_policy().name}
 
 
+def user_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A user path on the model as `from_transformers` returns it: no compile, Keras' defaults."""
+    import keras
+
+    from zoo.convert import from_transformers
+
+    model = from_transformers(Path(job["folder"]) / "reference")
+    images = np.load(Path(job["folder"]) / f"images_{job['batch_size']}.npy")
+    if job["engine"] == "user-predict":
+        def predict(x):
+            return model.predict(x, verbose=0)
+    elif job["engine"] == "user-predict-on-batch":
+        predict = model.predict_on_batch
+    elif job["engine"] == "user-call":
+        def predict(x):
+            return model(x, training=False)
+    else:
+        import tensorflow as tf
+
+        function = tf.function(model)
+
+        def predict(x):
+            return function(x, training=False)
+    result = _timed(job, lambda x: keras.ops.convert_to_numpy(predict(x)).astype("float32"), images)
+    return {**result, "backend": keras.backend.backend()}
+
+
 def tflite_convert_job(job: dict[str, Any]) -> dict[str, Any]:
     """Converts our model to a static-batch .tflite (builtin ops only) and writes it to the folder."""
     import time
@@ -160,7 +199,8 @@ def tflite_job(job: dict[str, Any]) -> dict[str, Any]:
     return _timed(job, predict, feed)
 
 
-JOBS = {"torch": "torch_job", "torch-again": "torch_job", "keras-jax": "keras_job"}
+JOBS = {"torch": "torch_job", "torch-again": "torch_job", "keras-jax": "keras_job",
+        **{engine: "user_job" for engine in USER_ENGINES}}
 
 
 def job_function(engine: str) -> str:
@@ -178,43 +218,101 @@ def _compare(folder: Path, engine: str, batch_size: int) -> dict[str, float]:
             "top1_agreement": float(np.mean(expected.argmax(-1) == actual.argmax(-1)))}
 
 
-def measure(model_names, batch_sizes, engines, *, warmup: int, repeats: int,
-            timeout_s: float = 3600, log=print) -> dict[str, Any]:
-    """Runs every (model, batch size, engine) job; returns the raw results."""
-    peak = harness.run_worker({"run": "benchmarks.inference:matmul_peak_job"}, timeout_s)
-    log(f"matmul peak: {peak}")
-    results = {"matmul_peak": peak, "models": {}}
-    for name in model_names:
-        with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as scratch:
-            prepared = harness.run_worker({"run": "benchmarks.inference:prepare_job", "model": name,
-                                           "folder": scratch, "batch_sizes": list(batch_sizes)}, timeout_s)
+class Journal:
+    """Every finished job of a run, appended to PAGE.jsonl as it finishes: a crash or Ctrl-C keeps them,
+    and a re-run of the same command skips them (`fresh=True` starts over)."""
+
+    def __init__(self, path: Path | None, fresh: bool = False):
+        self.path, self.done = path, {}
+        if path is None:
+            return
+        if fresh and path.exists():
+            path.unlink()
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill
+                    continue
+                self.done[entry["key"]] = entry["result"]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.done.get(key)
+
+    def add(self, key: str, result: dict[str, Any]) -> None:
+        self.done[key] = result
+        if self.path is not None:
+            with open(self.path, "a") as journal:
+                journal.write(json.dumps({"key": key, "result": result}) + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+
+
+def measure(model_names, batch_sizes, engines, *, warmup: int, repeats: int, timeout_s: float = 3600,
+            log=print, work_dir: Path | None = None, journal: Journal | None = None,
+            on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Runs every (model, batch size, engine) job; returns the raw results.
+
+    Args:
+        work_dir: where each model's reference checkpoint, inputs and outputs live (kept for a
+            re-run to compare against; default a temporary folder removed at the end).
+        journal: finished jobs to skip and to record new ones in.
+        on_result: called with the results so far after every job (the caller writes its page).
+    """
+    journal = journal or Journal(None)
+    scope = tempfile.TemporaryDirectory(prefix="bench_") if work_dir is None else contextlib.nullcontext(str(work_dir))
+    with scope as root:
+        peak = journal.get("matmul_peak") or harness.run_worker({"run": "benchmarks.inference:matmul_peak_job"},
+                                                                timeout_s)
+        journal.add("matmul_peak", peak)
+        log(f"matmul peak: {peak}")
+        results = {"matmul_peak": peak, "models": {}}
+        for name in model_names:
+            folder = Path(root) / name
+            folder.mkdir(parents=True, exist_ok=True)
+            key = f"{name}/prepare"
+            prepared = journal.get(key) if (folder / "reference").is_dir() else None
+            if prepared is None:
+                prepared = harness.run_worker({"run": "benchmarks.inference:prepare_job", "model": name,
+                                               "folder": str(folder), "batch_sizes": list(batch_sizes)}, timeout_s)
             if "error" in prepared:
                 raise RuntimeError(f"Could not prepare {name}: {prepared['error']}")
+            journal.add(key, prepared)
             rows = results["models"][name] = {"flops_per_sample": prepared["flops_per_sample"], "runs": []}
             for batch_size in batch_sizes:
                 # The reference runs first and again last; ratios use its faster run, so a slow
                 # spell of the shared machine during its first run cannot flatter our engines.
                 for engine in ("torch", *[e for e in engines if e != "torch"], "torch-again"):
-                    job = {"run": f"benchmarks.inference:{job_function(engine)}", "model": name,
-                           "folder": scratch, "engine": engine, "batch_size": batch_size,
-                           "warmup": warmup, "repeats": repeats}
-                    backend = "jax" if engine == "keras-jax" else "tensorflow"
-                    conversion = {}
-                    if engine.startswith("tflite-"):  # converted in one process, timed in another
-                        conversion = harness.run_worker(
-                            {**job, "run": "benchmarks.inference:tflite_convert_job"}, timeout_s)
-                    conversion.pop("process_peak_rss_mib", None)  # the converter's memory is not the app's
-                    if "error" in conversion:
-                        result = conversion
+                    key = f"{name}/{batch_size}/{engine}"
+                    outputs = folder / f"outputs_{engine}_{batch_size}.npy"
+                    result = journal.get(key)
+                    if result is None or ("error" not in result and not outputs.exists()):
+                        result = _run_engine(folder, name, engine, batch_size, warmup, repeats, timeout_s)
+                        journal.add(key, result)
                     else:
-                        result = {**harness.run_worker(job, timeout_s, backend=backend, env=ENGINE_ENV.get(engine)),
-                                  **conversion}
-                    if "error" not in result and not engine.startswith("torch"):
-                        result.update(_compare(Path(scratch), engine, batch_size))
+                        log(f"{key}: kept from the earlier run (its journal)")
                     rows["runs"].append({"engine": engine, "batch_size": batch_size, **result})
-                    log(f"{name} b{batch_size} {engine}: "
-                        f"{result.get('median_s', result.get('error'))}")
+                    log(f"{name} b{batch_size} {engine}: {result.get('median_s', result.get('error'))}")
+                    if on_result is not None:
+                        on_result(results)
     return results
+
+
+def _run_engine(folder: Path, name: str, engine: str, batch_size: int, warmup: int, repeats: int,
+                timeout_s: float) -> dict[str, Any]:
+    job = {"run": f"benchmarks.inference:{job_function(engine)}", "model": name, "folder": str(folder),
+           "engine": engine, "batch_size": batch_size, "warmup": warmup, "repeats": repeats}
+    backend = "jax" if engine == "keras-jax" else "tensorflow"
+    conversion = {}
+    if engine.startswith("tflite-"):  # converted in one process, timed in another
+        conversion = harness.run_worker({**job, "run": "benchmarks.inference:tflite_convert_job"}, timeout_s)
+    conversion.pop("process_peak_rss_mib", None)  # the converter's memory is not the app's
+    if "error" in conversion:
+        return conversion
+    result = {**harness.run_worker(job, timeout_s, backend=backend, env=ENGINE_ENV.get(engine)), **conversion}
+    if "error" not in result and not engine.startswith("torch"):
+        result.update(_compare(folder, engine, batch_size))
+    return result
 
 
 def _peak_gflops(results: dict[str, Any]) -> float:
