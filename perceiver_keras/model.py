@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from perceiver_keras import _checks, input_checks
+from perceiver_keras.graph_call import GraphCall
 from perceiver_keras.initialization import derive_seed, seed_initializers
 
 _LAYER_ARGS = ("encoder", "decoder", "query", "preprocessor", "postprocessor")
@@ -35,7 +36,7 @@ class PresetSaving:
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverIO(PresetSaving, keras.Model):
+class PerceiverIO(GraphCall, PresetSaving, keras.Model):
     """A functional Keras model assembled from Perceiver IO parts.
 
     A task is new parts (preprocessor, query provider, postprocessor), not a new class: the
@@ -157,7 +158,8 @@ class PerceiverIO(PresetSaving, keras.Model):
         # Before Layer.__call__, whose error wrapper would append every input array to the message.
         if not kwargs.get("training"):
             self.check_inputs(args[0] if args else kwargs.get("inputs"))
-        return super().__call__(*args, **kwargs)
+        outputs = self._graph_call(super().__call__, args, kwargs)  # eager TensorFlow: at graph speed
+        return super().__call__(*args, **kwargs) if outputs is None else outputs
 
     def predict(self, x, *args, **kwargs):
         self._check_arrays(x)

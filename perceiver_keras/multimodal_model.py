@@ -7,13 +7,14 @@ import numpy as np
 
 from perceiver_keras import _checks, input_checks
 from perceiver_keras.initialization import derive_seed, seed_initializers
+from perceiver_keras.graph_call import GraphCall
 from perceiver_keras.model import PresetSaving
 
 _LAYER_ARGS = ("preprocessor", "encoder", "query", "decoder", "postprocessor")
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class MultimodalPerceiverIO(PresetSaving, keras.Model):
+class MultimodalPerceiverIO(GraphCall, PresetSaving, keras.Model):
     """A functional Keras model from multimodal Perceiver IO parts, taking and returning dicts.
 
     Inputs: one tensor per modality of the preprocessor, named after it, (B, *expected_shape) (for
@@ -118,7 +119,8 @@ class MultimodalPerceiverIO(PresetSaving, keras.Model):
     def __call__(self, *args, **kwargs):
         # Before Layer.__call__, whose error wrapper would append every input array to the message.
         self.check_inputs(args[0] if args else kwargs.get("inputs"))
-        return super().__call__(*args, **kwargs)
+        outputs = self._graph_call(super().__call__, args, kwargs)  # eager TensorFlow: at graph speed
+        return super().__call__(*args, **kwargs) if outputs is None else outputs
 
     def predict(self, x, *args, **kwargs):
         self._check_arrays(x)
