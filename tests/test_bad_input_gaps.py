@@ -178,7 +178,6 @@ def test_a_model_keras_that_is_a_folder_and_an_edited_preset_are_named(tmp_path,
     assert not (tmp_path / "export").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="needs zoo.options.check_out to refuse an empty --out (another worker's file)")
 def test_an_empty_out_is_refused_rather_than_training_into_the_current_folder(monkeypatch, capsys):
     from zoo import cli, training
 

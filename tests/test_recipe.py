@@ -121,3 +121,29 @@ def test_register_recipe_refuses_what_is_not_a_task_recipe():
         registry.register_recipe(_Minimal())
     with pytest.raises(ValueError, match="Unknown task 'speech'"):
         registry.get_recipe("speech")
+
+
+def test_recipe_checks_refuse_before_anything_is_built_or_written(tmp_path, capsys):
+    from zoo import training
+
+    with pytest.raises(ValueError, match=r"--set image_shape=\(8, 8, 3\) does not fit dataset 'digits'"):
+        training.train("image_classification", "digits", tmp_path / "a", model_overrides={"image_shape": (8, 8, 3)})
+    with pytest.raises(ValueError, match="--text-files is read only with --corpus text_files"):
+        training.train("masked_language_modeling", "pydoc_mlm", tmp_path / "b", corpus="pydoc",
+                       text_files=__file__)
+    with pytest.raises(ValueError, match="--corpus text_files needs --text-files"):
+        training.train("masked_language_modeling", "pydoc_mlm", tmp_path / "c", corpus="text_files")
+    with pytest.raises(ValueError, match="--text-files: expected a .txt file.*matches none. Received: '/nowhere/"):
+        training.train("masked_language_modeling", "pydoc_mlm", tmp_path / "d", text_files="/nowhere/*.txt")
+    assert cli.main(["train", "masked_language_modeling", "--preset", "pydoc_mlm", "--out", str(tmp_path / "e"),
+                     "--text-files", "/nowhere/*.txt"]) == cli.EXIT_INPUT_ERROR
+    assert "argument --text-files: expected a .txt file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_files_alone_imply_the_text_files_corpus(tmp_path):
+    (tmp_path / "a.txt").write_text("Perceiver IO reads bytes. " * 200)
+    recipe, preset = registry.get_recipe("masked_language_modeling"), registry.get_preset("pydoc_mlm")
+    options = {"text_files": str(tmp_path / "a.txt")}
+    recipe.check(preset, options)
+    assert recipe.export_data(preset, options)["kwargs"]["dataset"] == "text_files"

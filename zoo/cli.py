@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from export.arguments import COUNT, NON_NEGATIVE_INT, ArgumentParser, Number, UsageError
+from export.data_errors import data_file_error
 from zoo import options as zoo_options
 from zoo import registry
 
@@ -191,27 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {message}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-
-
-_DATA_FILE_ERROR = re.compile(r"(Cannot decode the .*? file .*|Corrupt \.flo file .*)")
-
-
-def data_file_error(error: Exception) -> str | None:
-    """The message of a damaged data file met inside a tf.data pipeline, without TensorFlow's graph context.
-
-    `zoo.decoding` and `decode_flo` name the file ("Cannot decode the image file ...", "Corrupt .flo
-    file ..."), but tf.data raises their errors as a `tf.errors.OpError` around that text; None for any
-    other error.
-    """
-    tf = sys.modules.get("tensorflow")
-    if tf is None or not isinstance(error, tf.errors.OpError):
-        return None
-    found = _DATA_FILE_ERROR.search(error.message)
-    if found is None:
-        return None
-    text = found.group(1).strip().replace('\\"', '"')
-    text = text[:-1] if text.endswith("]") and text.count("]") > text.count("[") else text
-    return re.sub(r'^(Corrupt \.flo file )"(.*?)":', r"\1\2:", text)  # tf.strings.format quotes the path
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -64,6 +64,11 @@ class Option:
             raise ValueError(f"{flag(name)} must be one of {', '.join(self.choices)}. Received: {flag(name)} {value!r}")
         elif self.switch and not isinstance(value, bool):
             raise ValueError(f"{flag(name)} is a switch: expected True or False. Received: {flag(name)} {value!r}")
+        elif self.type is not str and callable(self.type) and isinstance(value, str):
+            try:
+                self.type(value)  # e.g. --text-files: a pattern that matches no file
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"{flag(name)}: {error}") from None
 
 
 COMMON_OPTIONS = {
@@ -170,7 +175,10 @@ def check_out(out: str | os.PathLike, what: str = "a run directory (new or an ea
     Raises:
         NotADirectoryError: `out`, or a folder on its way, is a file.
         PermissionError: the folder (or the nearest existing one above it) is not writable.
+        ValueError: `out` is empty (it would be the current folder).
     """
+    if not str(out).strip():
+        raise ValueError(f"{flag_name} {str(out)!r} is empty; expected {what}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{flag_name} {out} is a file; expected {what}")

@@ -5,7 +5,7 @@ loss, metrics, tuning objective, options and export data); the model itself is t
 keras-hub's `Task` classes (`perceiver_keras.hub`) are the models' side. Everything the zoo does
 with a task goes through these methods:
 
-    zoo.training.train / evaluate   datasets, model_overrides, compile_args, evaluation_model,
+    zoo.training.train / evaluate   check, datasets, model_overrides, compile_args, evaluation_model,
                                     baselines, export_data
     zoo.tuning                      the same, and objective() for the search
     python -m zoo train/tune TASK   the flags: the common options and the recipe's `options`
@@ -77,6 +77,9 @@ class Recipe:
         raise NotImplementedError(f"{type(self).__name__} must implement export_data()")
 
     # Defaulted hooks.
+
+    def check(self, preset: Preset, options: dict[str, Any]) -> None:
+        """Refuses, naming the flag, a preset and options that cannot train together (before anything is built)."""
 
     def metrics(self, preset: Preset) -> list | dict:
         """`compile(metrics=...)`: a list, or a dict keyed by output (none by default)."""

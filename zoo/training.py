@@ -220,6 +220,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         model_overrides, option_overrides = resumed["model_overrides"], resumed["options"]
     options = training_options(preset, **option_overrides)
     preset = with_overrides(preset, dict(model_overrides or {}))
+    recipe.check(preset, options)  # before the model, its weights or the data are built
     model_overrides = {**recipe.model_overrides(preset, options), **(model_overrides or {})}
     preset = with_overrides(preset, model_overrides)  # the data must fit the model actually built
     dist = distribute.make_strategy(strategy, worker_timeout)

@@ -119,6 +119,7 @@ class PresetHyperModel(keras_tuner.HyperModel):
         self.options = training.training_options(base, **(options or {}))
         self.user_overrides = dict(model_overrides or {})
         preset = training.with_overrides(base, self.user_overrides)
+        self.recipe.check(preset, self.options)
         self.task_overrides = self.recipe.model_overrides(preset, self.options)
         self.preset = training.with_overrides(preset, self.task_overrides)
         self.config = builder_config(self.preset)

@@ -258,12 +258,12 @@ def check_image_shape(dataset: str, image_shape: Sequence[int]) -> None:
     so a model must take (S, S, C) images, C the dataset's.
     """
     channels = _get_info(dataset).image_shape[-1]
-    shape = tuple(image_shape)
+    shape = tuple(image_shape) if isinstance(image_shape, (list, tuple)) else (image_shape,)
     if len(shape) != 3 or shape[0] != shape[1] or shape[2] != channels:
         raise ValueError(
-            f"--set image_shape={shape!r} does not fit dataset {dataset!r}: its pipelines give square images with "
-            f"{channels} channel{'s' if channels > 1 else ''}, so the model needs image_shape=(S, S, {channels}). "
-            f"Received: image_shape={shape!r}")
+            f"--set image_shape={image_shape!r} does not fit dataset {dataset!r}: its pipelines give square images "
+            f"with {channels} channel{'s' if channels > 1 else ''}, so the model needs image_shape=(S, S, {channels}). "
+            f"Received: image_shape={image_shape!r}")
 
 
 def _get_info(name: str) -> DatasetInfo:

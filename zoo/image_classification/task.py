@@ -31,6 +31,11 @@ class ImageClassificationRecipe(Recipe):
                           "--set num_classes=4", labels),
     }
 
+    def check(self, preset: Preset, options: dict[str, Any]) -> None:
+        """The model's image_shape must be one the dataset's pipelines give: (S, S, the dataset's channels)."""
+        data.check_image_shape(preset.metadata["dataset"], preset.config["image_shape"])
+        kept_classes(preset, options)
+
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, test) tf.data pipelines for the preset's dataset."""
         dataset, size = preset.metadata["dataset"], preset.config["image_shape"][0]

@@ -14,6 +14,11 @@ from zoo.recipe import Recipe
 from zoo.registry import Preset, register_recipe
 
 
+def _corpus(preset: Preset, options: dict[str, Any]) -> str:
+    """--corpus; else "text_files" when --text-files is given; else the preset's corpus."""
+    return options.get("corpus") or ("text_files" if options.get("text_files") else preset.metadata["dataset"])
+
+
 def _sequence_length(preset: Preset) -> int:
     return preset.config.get("sequence_length", 2048)
 
@@ -24,14 +29,25 @@ class MaskedLanguageModelingRecipe(Recipe):
     name = "masked_language_modeling"
     options = {
         "corpus": Option("corpus (default: the preset's)", choices=data.SOURCES),
-        "text_files": Option("corpus files: a .txt file, a folder or a glob"),
+        "text_files": Option("corpus files: a .txt file, a folder or a glob (implies --corpus text_files)",
+                             data.text_files_argument),
         "mask_probability": Option("fraction of words masked (0.15)", OPEN_FRACTION),
         "eval_take": EVAL_TAKE,
     }
 
+    def check(self, preset: Preset, options: dict[str, Any]) -> None:
+        """--text-files goes with --corpus text_files (which it implies), and --corpus text_files needs it."""
+        corpus, files = options.get("corpus"), options.get("text_files")
+        if files and corpus not in (None, "text_files"):
+            raise ValueError(f"--text-files is read only with --corpus text_files (which it implies when --corpus is "
+                             f"not given). Received: --corpus {corpus} --text-files {files!r}")
+        if _corpus(preset, options) == "text_files" and not files:
+            raise ValueError("--corpus text_files needs --text-files: a .txt file, a folder or a glob. Received: no "
+                             "--text-files")
+
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, validation) pipelines of (x, y, sample_weight) from the preset's corpus."""
-        source = options.get("corpus") or preset.metadata["dataset"]
+        source = _corpus(preset, options)
         common = dict(sequence_length=_sequence_length(preset), batch_size=batch_size, seed=seed,
                       mask_probability=options.get("mask_probability", 0.15))
         files, data_dir = options.get("text_files"), options.get("data_dir")
@@ -61,7 +77,7 @@ class MaskedLanguageModelingRecipe(Recipe):
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         return {
             "builder": "zoo.language.export:export_arrays",
-            "kwargs": {"dataset": options.get("corpus") or preset.metadata["dataset"],
+            "kwargs": {"dataset": _corpus(preset, options),
                        "sequence_length": _sequence_length(preset), "data_dir": options.get("data_dir"),
                        "files": options.get("text_files")},
         }

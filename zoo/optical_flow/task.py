@@ -127,9 +127,11 @@ class OpticalFlowRecipe(Recipe):
     }
     objective_direction = "min"
 
+    def check(self, preset: Preset, options: dict[str, Any]) -> None:
+        decoded_pixels(preset, options)  # at most the frame's pixels
+
     def model_overrides(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         """Builder arguments of the training model: subsampled decoding."""
-        decoded_pixels(preset, options)  # refuse a bad count before building anything
         return {"use_output_indices": True}
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
