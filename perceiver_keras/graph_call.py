@@ -9,14 +9,23 @@ retrace each time). The result, its gradients under a `tf.GradientTape` and the 
 are those of the eager call. Symbolic calls (building a bigger functional model), calls inside the
 user's own `tf.function`, and the JAX and PyTorch backends are left to Keras.
 
-`model.graph_call = False` turns this off, e.g. to step through the layers in a debugger.
+`model.predict(x)` of in-memory arrays (a NumPy array or a dict of them) takes the same road on
+TensorFlow: batches of `batch_size` through one cached `tf.function` (XLA when the model was compiled
+with `jit_compile=True`), with Keras' progress bar. Keras' own `predict` builds a `tf.data` iterator
+on every call, which cost 75 ms a call on the digits model (17x the model itself) and 10% on the
+ImageNet Fourier preset. A `tf.data.Dataset`, a generator, `steps` or `callbacks`, a distribution
+strategy, and the JAX and PyTorch backends keep Keras' `predict`.
+
+`model.graph_call = False` turns both off, e.g. to step through the layers in a debugger.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 
 
 class GraphCall:
@@ -44,3 +53,44 @@ class GraphCall:
         if any(isinstance(value, keras.KerasTensor) for value in keras.tree.flatten((args, kwargs))):
             return None
         return self._graph_call_function(call)(*args, **kwargs)
+
+    def _fast_predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """`predict` of in-memory arrays through a cached tf.function; None when Keras' own `predict` applies."""
+        if (not self.graph_call or steps is not None or callbacks or keras.backend.backend() != "tensorflow"
+                or not self.built):
+            return None
+        import tensorflow as tf
+
+        if not tf.executing_eagerly() or tf.distribute.has_strategy() or getattr(self, "_distribute_strategy", None):
+            return None
+        if isinstance(x, np.ndarray):
+            arrays = x
+        elif isinstance(x, Mapping) and x and all(isinstance(v, np.ndarray) for v in x.values()):
+            arrays = dict(x)
+        else:
+            return None
+        lengths = {len(v) for v in keras.tree.flatten(arrays)}
+        if len(lengths) != 1 or 0 in lengths:
+            return None  # Keras' own messages
+        (count,) = lengths
+        batch_size = int(batch_size or 32)
+        num_batches = -(-count // batch_size)
+        function = self._predict_function()
+        progress = None if verbose == 0 else keras.utils.Progbar(num_batches, verbose=1 if verbose == "auto" else verbose)
+        outputs = []
+        for index in range(num_batches):
+            batch = keras.tree.map_structure(lambda v: v[index * batch_size:(index + 1) * batch_size], arrays)
+            outputs.append(keras.tree.map_structure(lambda t: t.numpy(), function(batch)))
+            if progress is not None:
+                progress.update(index + 1)
+        return keras.tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *outputs)
+
+    def _predict_function(self):
+        import tensorflow as tf
+
+        jit = bool(self.jit_compile)
+        cache = self.__dict__.setdefault("_predict_cache", {})
+        if jit not in cache:
+            cache[jit] = tf.function(lambda inputs: keras.Model.__call__(self, inputs, training=False),
+                                     reduce_retracing=True, jit_compile=jit, autograph=False)
+        return cache[jit]

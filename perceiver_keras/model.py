@@ -161,9 +161,12 @@ class PerceiverIO(GraphCall, PresetSaving, keras.Model):
         outputs = self._graph_call(super().__call__, args, kwargs)  # eager TensorFlow: at graph speed
         return super().__call__(*args, **kwargs) if outputs is None else outputs
 
-    def predict(self, x, *args, **kwargs):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         self._check_arrays(x)
-        return super().predict(x, *args, **kwargs)
+        outputs = self._fast_predict(x, batch_size, verbose, steps, callbacks)  # in-memory arrays on TensorFlow
+        if outputs is None:
+            outputs = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        return outputs
 
     def evaluate(self, x=None, *args, **kwargs):
         self._check_arrays(x)

@@ -148,3 +148,20 @@ def test_toy_model_converts_to_builtin_only_tflite(tmp_path):
     assert sorted(outputs) == sorted(expected)
     for key, value in outputs.items():
         np.testing.assert_allclose(value, expected[key], atol=1e-5, rtol=0)
+
+
+def test_predict_and_the_eager_call_give_keras_own_outputs():
+    """The graph-speed call and predict (perceiver_keras.graph_call) against Keras' own paths, dict outputs."""
+    fast, plain = _toy(), _toy()
+    plain.graph_call = False
+    x = _inputs(batch=3)
+    expected = plain.predict(x, batch_size=2, verbose=0)
+    actual = fast.predict(x, batch_size=2, verbose=0)
+    assert set(actual) == set(expected) and "_predict_cache" in fast.__dict__
+    for key in expected:
+        assert actual[key].shape == expected[key].shape
+        np.testing.assert_allclose(actual[key], expected[key], rtol=1e-4, atol=1e-5)
+    called, reference = _numpy(fast(x)), _numpy(plain(x))
+    for key in reference:
+        np.testing.assert_allclose(called[key], reference[key], rtol=1e-4, atol=1e-5)
+    assert "_graph_call_cache" in fast.__dict__ and "_graph_call_cache" not in plain.__dict__

@@ -68,3 +68,48 @@ def test_a_symbolic_call_still_builds_a_functional_model():
     wrapper = keras.Model(inputs, keras.layers.Activation("linear")(outputs))
     data = model_inputs(INDICES)
     np.testing.assert_allclose(to_numpy(wrapper(data)), to_numpy(fast(data)), **TOLERANCE)
+
+
+def _batch(count, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.ones((count, 12), "int32")
+    mask[:, -3:] = rng.integers(0, 2, (count, 3))
+    return {"inputs": rng.normal(size=(count, 12, 5)).astype("float32"), "padding_mask": mask,
+            "output_indices": rng.integers(0, 12, (count, 3)).astype("int32")}
+
+
+def test_predict_of_arrays_gives_keras_own_outputs_batch_by_batch(capsys):
+    fast, plain = _pair()
+    data = _batch(5)
+    expected = plain.predict(data, batch_size=2, verbose=0)
+    capsys.readouterr()
+    actual = fast.predict(data, batch_size=2, verbose=0)
+    assert capsys.readouterr().out == ""
+    assert isinstance(actual, np.ndarray) and actual.shape == expected.shape == (5, 3, 3)
+    np.testing.assert_allclose(actual, expected, **TOLERANCE)
+    assert ("_predict_cache" in fast.__dict__) == TENSORFLOW
+    fast.predict(data, batch_size=2, verbose=1)
+    assert "3/3" in capsys.readouterr().out  # Keras' progress bar, one step per batch
+
+
+def test_predict_with_callbacks_or_a_dataset_keeps_keras_own_loop():
+    fast, plain = _pair()
+    batches = []
+
+    class Count(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    data = _batch(5)
+    outputs = fast.predict(data, batch_size=2, verbose=0, callbacks=[Count()])
+    assert batches == [0, 1, 2]
+    np.testing.assert_allclose(outputs, plain.predict(data, batch_size=2, verbose=0), **TOLERANCE)
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="jit_compile: TensorFlow's XLA")
+def test_predict_follows_the_compiled_jit_setting():
+    fast, plain = _pair()
+    fast.compile(jit_compile=True)
+    data = _batch(3)
+    np.testing.assert_allclose(fast.predict(data, verbose=0), plain.predict(data, verbose=0), rtol=1e-4, atol=1e-5)
+    assert set(fast.__dict__["_predict_cache"]) == {True}
