@@ -6,6 +6,7 @@ Examples:
     python -m benchmarks scaling
     python -m benchmarks profile      # the ImageNet model's pieces and plain GEMMs, per engine
     python -m benchmarks learning --steps 1000 --seeds 0 1 2   # model.fit vs a PyTorch loop on digits
+    python -m benchmarks user-paths   # predict / predict_on_batch / model(x) / tf.function, in one process
     python -m benchmarks edge   # every small preset on vela (Ethos-U), TensorFlow Lite Micro, XNNPACK int8 vs float
     python -m benchmarks all --toy --out /tmp/bench   # the smoke run the tests use
 """
@@ -167,6 +168,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = "python -m benchmarks " + shlex.join(argv)
+    if argv[:1] == ["user-paths"]:  # its own options (`python -m benchmarks user-paths --help`)
+        from benchmarks import user_paths
+
+        print(f"user-paths: wrote {user_paths.main(argv[1:], command)}", flush=True)
+        return 0
     if argv[:1] == ["edge"]:  # its own options (`python -m benchmarks edge --help`); not part of "all"
         from benchmarks import edge
 
