@@ -180,6 +180,12 @@ class PerceiverIO(GraphCall, PresetSaving, keras.Model):
         """Whole arrays are checked once, before Keras batches them (a tf.data pipeline is not read here)."""
         if isinstance(x, np.ndarray) or (isinstance(x, dict) and all(isinstance(v, np.ndarray) for v in x.values())):
             self.check_inputs(x)
+        elif isinstance(x, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in x):
+            # Keras would say only "Unrecognized data type"; text must be tokenised first.
+            names = sorted(self.input_rules())
+            raise ValueError(f"Model '{self.name}' expected arrays of numbers for {names}: a NumPy array, a tensor or a "
+                             "dict of them (text as token ids, e.g. from perceiver_keras.ByteTokenizer). Received: a "
+                             f"{type(x).__name__} of {type(next(v for v in x if isinstance(v, (str, bytes)))).__name__}")
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}

@@ -205,3 +205,22 @@ def test_npz_flags_name_the_flag_and_the_file(tmp_path, capsys):
         error = capsys.readouterr().err
         assert f"error: {flag} {path}" in error and expected in error and "Traceback" not in error, error
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_of_a_list_of_strings_says_what_the_model_takes():
+    import zoo
+
+    model = zoo.create_model("digits", num_latents=4, num_latent_channels=8, num_blocks=1,
+                             num_self_attention_layers_per_block=1, num_self_attention_heads=1)
+    with pytest.raises(ValueError, match=r"Model 'digits' expected arrays of numbers for \['images'\].*"
+                                         r"Received: a list of str"):
+        model.predict(["a", "b"])
+
+
+def test_too_few_text_files_for_a_held_out_split_are_named_by_the_flag(tmp_path):
+    from zoo.language import data
+
+    (tmp_path / "one.txt").write_text("a few bytes")
+    with pytest.raises(ValueError, match=r"--text-files '.*\*\.txt' gives no validation file: every 4th file is held "
+                                         r"out for validation, so at least 4 files are needed. Received: 1 file"):
+        data.documents("text_files", "validation", files=str(tmp_path / "*.txt"))

@@ -110,7 +110,7 @@ def test_text_files(tmp_path):
     assert validation == [texts[3], texts[7]] and train == [t for t in texts if t not in validation]
     as_glob = data.documents("text_files", "train", files=[str(tmp_path / "[0-5].txt"), str(tmp_path / "8.txt")])
     assert len(_epoch(as_glob)) == 6  # 7 files, the 4th held out.
-    with pytest.raises(ValueError, match="is empty"):
+    with pytest.raises(ValueError, match="gives no validation file"):
         data.documents("text_files", "validation", files=str(tmp_path / "[0-2].txt"))
 
 

@@ -74,8 +74,10 @@ def documents(
     elif source == "text_files":
         paths = held_out_split(_list_text_files(files), split)
         if not paths:
-            raise ValueError(f"The text_files split {split!r} is empty: every {HELD_OUT_EVERY}th file is held "
-                             f"out. Expected at least {HELD_OUT_EVERY} files. Received: files={files!r}")
+            count = len(_list_text_files(files))
+            raise ValueError(f"--text-files {files!r} gives no {split} file: every {HELD_OUT_EVERY}th file is held out "
+                             f"for validation, so at least {HELD_OUT_EVERY} files are needed. Received: {count} "
+                             f"file{'s' if count != 1 else ''}")
         ds = tf.data.Dataset.from_tensor_slices(paths).map(tf.io.read_file)
     else:
         import tensorflow_datasets as tfds  # Imported here: it is slow, and pydoc does not need it.
