@@ -130,15 +130,19 @@ def run(out_dir: Path, *, model: str = "small_fourier", batch_size: int = 8, ste
     spec = without_attention_dropout(models.get(model))
     results: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()[0]
+    path = Path(out_dir) / "training.md"
     with tempfile.TemporaryDirectory(prefix="perceiver-training-") as folder:
         models.save_reference(spec, Path(folder))
-        for engine in ENGINES:
+        for index, engine in enumerate(ENGINES, 1):
             results[engine] = harness.run_worker(
                 _job(engine, spec.name, Path(folder), batch_size, steps, warmup), timeout_s=600 if toy else 7200
             )
+            if index < len(ENGINES):  # a crash or Ctrl-C keeps the engines measured so far
+                page = _page(spec, batch_size, steps, warmup, results, command, toy, (load_before, os.getloadavg()[0]))
+                harness.write_page(path, f"**Incomplete: {index} of {len(ENGINES)} engines measured so far.**\n\n"
+                                         + page)
     load = (load_before, os.getloadavg()[0])
-    page = _page(spec, batch_size, steps, warmup, results, command, toy, load)
-    return harness.write_page(Path(out_dir) / "training.md", page)
+    return harness.write_page(path, _page(spec, batch_size, steps, warmup, results, command, toy, load))
 
 
 def _ok(result: dict[str, Any]) -> bool:
@@ -146,7 +150,7 @@ def _ok(result: dict[str, Any]) -> bool:
 
 
 def _speedup(results: dict[str, dict[str, Any]], engine: str, key: str = "median_s") -> float | None:
-    torch_result, result = results["torch"], results[engine]
+    torch_result, result = results.get("torch", {}), results.get(engine, {})
     if not (_ok(torch_result) and _ok(result)):
         return None
     return torch_result[key] / result[key] if key == "median_s" else result[key] / torch_result[key]
