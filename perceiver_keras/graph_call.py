@@ -94,3 +94,35 @@ class GraphCall:
             cache[jit] = tf.function(lambda inputs: keras.Model.__call__(self, inputs, training=False),
                                      reduce_retracing=True, jit_compile=jit, autograph=False)
         return cache[jit]
+
+
+class CheckedCalls(GraphCall):
+    """The entry points of `PerceiverIO` and `MultimodalPerceiverIO`: inputs checked, then the graph-speed paths.
+
+    The model class provides `check_inputs(inputs)` and `_check_arrays(x)`; `check_training_calls`
+    says whether a `training=True` call is checked too.
+    """
+
+    check_training_calls = True
+
+    def __call__(self, *args, **kwargs):
+        # Before Layer.__call__, whose error wrapper would append every input array to the message.
+        if self.check_training_calls or not kwargs.get("training"):
+            self.check_inputs(args[0] if args else kwargs.get("inputs"))
+        outputs = self._graph_call(super().__call__, args, kwargs)  # eager TensorFlow: at graph speed
+        return super().__call__(*args, **kwargs) if outputs is None else outputs
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        self._check_arrays(x)
+        outputs = self._fast_predict(x, batch_size, verbose, steps, callbacks)  # in-memory arrays on TensorFlow
+        if outputs is None:
+            outputs = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        return outputs
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_arrays(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_arrays(x)
+        return super().fit(x, *args, **kwargs)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from perceiver_keras import _checks, input_checks
-from perceiver_keras.graph_call import GraphCall
+from perceiver_keras.graph_call import CheckedCalls
 from perceiver_keras.initialization import derive_seed, seed_initializers
 
 _LAYER_ARGS = ("encoder", "decoder", "query", "preprocessor", "postprocessor")
@@ -36,7 +36,7 @@ class PresetSaving:
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class PerceiverIO(GraphCall, PresetSaving, keras.Model):
+class PerceiverIO(CheckedCalls, PresetSaving, keras.Model):
     """A functional Keras model assembled from Perceiver IO parts.
 
     A task is new parts (preprocessor, query provider, postprocessor), not a new class: the
@@ -84,6 +84,8 @@ class PerceiverIO(GraphCall, PresetSaving, keras.Model):
 
     Reference: Jaegle et al., Perceiver IO, arXiv 2107.14795.
     """
+
+    check_training_calls = False  # fit checks whole arrays once (_check_arrays); its steps are not re-checked
 
     def __init__(self, encoder, decoder, query, inputs_shape, preprocessor=None, postprocessor=None,
                  input_dtype="float32", input_name="inputs", use_padding_mask=False, use_output_indices=False,
@@ -153,28 +155,6 @@ class PerceiverIO(GraphCall, PresetSaving, keras.Model):
     def check_inputs(self, inputs):
         """Raises a ValueError naming the input, the expected and the received value unless `inputs` fit."""
         input_checks.check(self.name, inputs, self.input_rules(), self.input_name, self.check_finite)
-
-    def __call__(self, *args, **kwargs):
-        # Before Layer.__call__, whose error wrapper would append every input array to the message.
-        if not kwargs.get("training"):
-            self.check_inputs(args[0] if args else kwargs.get("inputs"))
-        outputs = self._graph_call(super().__call__, args, kwargs)  # eager TensorFlow: at graph speed
-        return super().__call__(*args, **kwargs) if outputs is None else outputs
-
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        self._check_arrays(x)
-        outputs = self._fast_predict(x, batch_size, verbose, steps, callbacks)  # in-memory arrays on TensorFlow
-        if outputs is None:
-            outputs = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
-        return outputs
-
-    def evaluate(self, x=None, *args, **kwargs):
-        self._check_arrays(x)
-        return super().evaluate(x, *args, **kwargs)
-
-    def fit(self, x=None, *args, **kwargs):
-        self._check_arrays(x)
-        return super().fit(x, *args, **kwargs)
 
     def _check_arrays(self, x):
         """Whole arrays are checked once, before Keras batches them (a tf.data pipeline is not read here)."""

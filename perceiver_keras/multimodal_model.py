@@ -7,14 +7,14 @@ import numpy as np
 
 from perceiver_keras import _checks, input_checks
 from perceiver_keras.initialization import derive_seed, seed_initializers
-from perceiver_keras.graph_call import GraphCall
+from perceiver_keras.graph_call import CheckedCalls
 from perceiver_keras.model import PresetSaving
 
 _LAYER_ARGS = ("preprocessor", "encoder", "query", "decoder", "postprocessor")
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
-class MultimodalPerceiverIO(GraphCall, PresetSaving, keras.Model):
+class MultimodalPerceiverIO(CheckedCalls, PresetSaving, keras.Model):
     """A functional Keras model from multimodal Perceiver IO parts, taking and returning dicts.
 
     Inputs: one tensor per modality of the preprocessor, named after it, (B, *expected_shape) (for
@@ -115,27 +115,6 @@ class MultimodalPerceiverIO(GraphCall, PresetSaving, keras.Model):
                 raise ValueError(f"Model '{self.name}' expected `{name}` of shape (batch, points): flat indices of "
                                  f"the '{key}' points to decode. Received: {name}.shape={shape}")
         input_checks.check(self.name, dict(inputs), self.input_rules(), check_finite=self.check_finite)
-
-    def __call__(self, *args, **kwargs):
-        # Before Layer.__call__, whose error wrapper would append every input array to the message.
-        self.check_inputs(args[0] if args else kwargs.get("inputs"))
-        outputs = self._graph_call(super().__call__, args, kwargs)  # eager TensorFlow: at graph speed
-        return super().__call__(*args, **kwargs) if outputs is None else outputs
-
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        self._check_arrays(x)
-        outputs = self._fast_predict(x, batch_size, verbose, steps, callbacks)  # in-memory arrays on TensorFlow
-        if outputs is None:
-            outputs = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
-        return outputs
-
-    def evaluate(self, x=None, *args, **kwargs):
-        self._check_arrays(x)
-        return super().evaluate(x, *args, **kwargs)
-
-    def fit(self, x=None, *args, **kwargs):
-        self._check_arrays(x)
-        return super().fit(x, *args, **kwargs)
 
     def _check_arrays(self, x):
         """Whole arrays are checked once, before Keras batches them (inside its loop they are symbolic)."""
