@@ -36,11 +36,12 @@ class GraphCall:
     def _graph_call_function(self, call):
         import tensorflow as tf
 
-        function = self.__dict__.get("_graph_call_cache")
-        if function is None:
-            function = tf.function(call, reduce_retracing=True, autograph=False)
-            self.__dict__["_graph_call_cache"] = function  # not a tracked attribute: no weights, not saved
-        return function
+        # In a plain dict, set past Keras' attribute tracking: TensorFlow's SavedModel saves every tf.function
+        # that is an attribute of a saved object (Keras hides its own predict_function for the same reason).
+        cache = self.__dict__.setdefault("_graph_call_cache", {})
+        if "call" not in cache:
+            cache["call"] = tf.function(call, reduce_retracing=True, autograph=False)
+        return cache["call"]
 
     def _graph_call(self, call, args: tuple, kwargs: dict[str, Any]):
         """`call(*args, **kwargs)` through the cached tf.function when that is safe, else None."""

@@ -55,7 +55,7 @@ def test_new_batch_sizes_do_not_retrace_each_time():
                   "padding_mask": np.ones((batch, 12), "int32"),
                   "output_indices": np.zeros((batch, 3), "int32")}
         assert tuple(fast(inputs).shape) == (batch, 3, 3)
-    assert fast.__dict__["_graph_call_cache"].experimental_get_tracing_count() <= 2
+    assert fast.__dict__["_graph_call_cache"]["call"].experimental_get_tracing_count() <= 2
 
 
 def test_a_symbolic_call_still_builds_a_functional_model():
@@ -113,3 +113,14 @@ def test_predict_follows_the_compiled_jit_setting():
     data = _batch(3)
     np.testing.assert_allclose(fast.predict(data, verbose=0), plain.predict(data, verbose=0), rtol=1e-4, atol=1e-5)
     assert set(fast.__dict__["_predict_cache"]) == {True}
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="SavedModel: TensorFlow")
+def test_the_cached_functions_stay_out_of_a_saved_model():
+    fast, _ = _pair()
+    data = _batch(2)
+    fast(data)
+    fast.predict(data, verbose=0)
+    children = fast._trackable_children("savedmodel")
+    assert not {"_graph_call_cache", "_predict_cache"} & set(children)
+    assert not any("graph_call" in name or "predict_cache" in name for name in children)
