@@ -40,20 +40,33 @@ class GraphCall:
         # that is an attribute of a saved object (Keras hides its own predict_function for the same reason).
         cache = self.__dict__.setdefault("_graph_call_cache", {})
         if "call" not in cache:
-            cache["call"] = tf.function(call, reduce_retracing=True, autograph=False)
+            cache["call"] = tf.function(lambda inputs, training: call(inputs, training=training),
+                                        reduce_retracing=True, autograph=False)
         return cache["call"]
 
     def _graph_call(self, call, args: tuple, kwargs: dict[str, Any]):
-        """`call(*args, **kwargs)` through the cached tf.function when that is safe, else None."""
-        if not self.graph_call or not self.built or keras.backend.backend() != "tensorflow":
+        """`call(inputs, training=...)` through the cached tf.function when that is safe, else None.
+
+        Only the plain call, `model(inputs)` or `model(inputs, training=...)`, takes it: one signature, so that
+        `reduce_retracing` never has to relate calls of different argument lists. A model compiled with
+        `run_eagerly=True` (to debug) keeps Keras' eager path.
+        """
+        if (not self.graph_call or not self.built or keras.backend.backend() != "tensorflow"
+                or getattr(self, "_run_eagerly", False)):
             return None
         import tensorflow as tf
 
         if not tf.executing_eagerly():
             return None
-        if any(isinstance(value, keras.KerasTensor) for value in keras.tree.flatten((args, kwargs))):
+        if len(args) + ("inputs" in kwargs) != 1 or set(kwargs) - {"inputs", "training"}:
             return None
-        return self._graph_call_function(call)(*args, **kwargs)
+        inputs = args[0] if args else kwargs["inputs"]
+        training = kwargs.get("training")
+        if any(isinstance(value, keras.KerasTensor) for value in keras.tree.flatten(inputs)):
+            return None
+        if training is not None and not isinstance(training, bool):
+            return None  # a tensor: Keras' own handling
+        return self._graph_call_function(call)(inputs, training)
 
     def _fast_predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """`predict` of in-memory arrays through a cached tf.function; None when Keras' own `predict` applies."""

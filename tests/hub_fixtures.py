@@ -31,6 +31,9 @@ def toy_model(preset: str, **overrides) -> keras.Model:
     rng = np.random.default_rng(0)
     model.set_weights([np.abs(rng.normal(size=w.shape)) + 0.5 if "variance" in w.path
                        else rng.normal(scale=0.3, size=w.shape) for w in model.weights])
+    # The tests compare outputs bit for bit with keras-hub's tasks, which Keras runs layer by layer: so does
+    # the zoo model here (its eager graph-speed call can differ in the last bit, as any two graphs can).
+    model.graph_call = False
     return model
 
 

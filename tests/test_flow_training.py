@@ -10,7 +10,7 @@ import pytest
 from zoo import registry, training
 from zoo.optical_flow import data
 from zoo.optical_flow.metrics import EndPointError, EndPointErrorLoss
-from zoo.optical_flow.task import TASK
+from zoo.optical_flow.task import RECIPE
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -52,7 +52,7 @@ def test_interrupted_run_resumes_and_reports_epe_beside_zero_flow(flow_run):
     # Evaluation decodes every pixel of the held-out pairs: the EPE of the model's own predictions.
     model, _ = training.load_run(out)
     preset = training.with_overrides(registry.get_preset("flow_small"), run["model_overrides"])
-    _, test = TASK.datasets(preset, 4, 0, run["options"])
+    _, test = RECIPE.datasets(preset, 4, 0, run["options"])
     predicted, true = zip(*((model.predict(x, verbose=0), y) for x, y in test.as_numpy_iterator()))
     assert np.concatenate(true).shape == (8, 256, 2)
     expected = data.end_point_error(np.concatenate(true), 20.0 * np.concatenate(predicted))
@@ -62,7 +62,7 @@ def test_interrupted_run_resumes_and_reports_epe_beside_zero_flow(flow_run):
 
 def test_training_batches_decode_random_pixels_without_replacement():
     preset = training.with_overrides(registry.get_preset("flow_small"), {**TOY, "use_output_indices": True})
-    train, _ = TASK.datasets(preset, 3, 0, dict(decoded_pixels=40, steps_per_epoch=2))
+    train, _ = RECIPE.datasets(preset, 3, 0, dict(decoded_pixels=40, steps_per_epoch=2))
     batches = list(train.take(2).as_numpy_iterator())
     (inputs, targets), (later, _) = batches
     indices = inputs["output_indices"]

@@ -55,10 +55,12 @@ def test_convert_writes_a_checked_preset(architecture, tmp_path, capsys):
     assert cli.main(["convert", str(folder), "--out", str(tmp_path / "preset")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["max_abs_diff_vs_transformers"] <= 1e-4 * report["output_scale"]
-    assert report["max_abs_diff_reloaded"] == 0.0
+    assert report["max_abs_diff_reloaded"] <= 1e-6  # same weights; graph and eager paths may differ in the last bit
     assert json.loads((tmp_path / "preset" / "metadata.json").read_text())["perceiver_keras"]["architecture"] == architecture
     base = ARCHITECTURES[architecture][1]
-    probe = parity.probe(architecture, from_transformers(folder), seed=1)  # other inputs than the command's
+    model = from_transformers(folder)
+    model.graph_call = False  # layer by layer, as Keras runs the keras-hub task: equal to the last bit
+    probe = parity.probe(architecture, model, seed=1)  # other inputs than the command's
     loaded = (getattr(keras_hub.models, base, None) or getattr(hub, base)).from_preset(
         str(tmp_path / "preset"), **probe.task_options)
     ours = probe.task_outputs(loaded(probe.task_inputs))

@@ -12,7 +12,7 @@ from zoo import registry, training
 from zoo.multimodal import reconstruct
 from zoo.multimodal.baselines import psnr
 from zoo.multimodal.metrics import PAPER_LOSS_WEIGHTS, PeakSignalToNoiseRatio, loss_weights, losses, metrics
-from zoo.multimodal.task import TASK, clip_datasets
+from zoo.multimodal.task import RECIPE, clip_datasets
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -62,7 +62,7 @@ def test_resumed_run_reports_masked_label_metrics_beside_the_baselines(multimoda
     # The test metrics are the full clips decoded by the trained weights with the label masked.
     model, _ = training.load_run(out)
     preset = training.with_overrides(registry.get_preset("multimodal_small"), run["model_overrides"])
-    masked = TASK.evaluation_model(model, preset, run["options"])
+    masked = RECIPE.evaluation_model(model, preset, run["options"])
     assert masked.preprocessor.mask_probabilities["label"] == 1.0
     assert model.preprocessor.mask_probabilities["label"] == 0.5
     _, test = clip_datasets(preset, 4, 0, run["options"])
@@ -79,7 +79,7 @@ def test_resumed_run_reports_masked_label_metrics_beside_the_baselines(multimoda
 
 def test_training_batches_decode_random_points_without_replacement_with_their_targets():
     preset = training.with_overrides(registry.get_preset("multimodal_small"), {**TOY, "use_output_indices": True})
-    train, test = TASK.datasets(preset, 3, 0, dict(decoded_pixels=20, decoded_audio_patches=3, steps_per_epoch=2))
+    train, test = RECIPE.datasets(preset, 3, 0, dict(decoded_pixels=20, decoded_audio_patches=3, steps_per_epoch=2))
     (inputs, targets), (later, _) = list(train.take(2).as_numpy_iterator())
     pixels, patches = inputs["image_indices"], inputs["audio_indices"]
     assert pixels.shape == (3, 20) and pixels.dtype == np.int32 and patches.shape == (3, 3)
@@ -141,8 +141,8 @@ def test_bad_decoded_counts_and_datasets_raise(tmp_path):
                        **{**OPTIONS, "decoded_audio_patches": 5})
     preset = training.with_overrides(registry.get_preset("multimodal_small"), TOY)
     with pytest.raises(ValueError, match="Expected one of: synthetic_audiovisual, ucf101, clip_folder"):
-        TASK.datasets(preset, 2, 0, {"multimodal_dataset": "kinetics"})
+        RECIPE.datasets(preset, 2, 0, {"multimodal_dataset": "kinetics"})
     with pytest.raises(ValueError, match=r"ucf101 has 101 classes: .*--set num_classes=101"):
-        TASK.datasets(preset, 2, 0, {"multimodal_dataset": "ucf101"})
+        RECIPE.datasets(preset, 2, 0, {"multimodal_dataset": "ucf101"})
     with pytest.raises(ValueError, match="needs its folder: pass --data-dir"):
-        TASK.datasets(preset, 2, 0, {"multimodal_dataset": "clip_folder"})
+        RECIPE.datasets(preset, 2, 0, {"multimodal_dataset": "clip_folder"})

@@ -124,3 +124,24 @@ def test_the_cached_functions_stay_out_of_a_saved_model():
     children = fast._trackable_children("savedmodel")
     assert not {"_graph_call_cache", "_predict_cache"} & set(children)
     assert not any("graph_call" in name or "predict_cache" in name for name in children)
+
+
+def test_calls_with_and_without_training_then_an_eager_fit():
+    """The sequence that once broke tf.function's retracing: model(x), model(x, training=True), fit(run_eagerly)."""
+    fast, plain = _pair()
+    data = _batch(2)
+    fast(data)
+    np.testing.assert_allclose(to_numpy(fast(data, training=False)), to_numpy(plain(data, training=False)),
+                               **TOLERANCE)
+    assert tuple(fast(data, training=True).shape) == (2, 3, 3)
+    fast.compile(optimizer="adam", loss="mse", run_eagerly=True)
+    history = fast.fit(data, np.zeros((2, 3, 3), "float32"), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="the graph call is TensorFlow's")
+def test_run_eagerly_keeps_keras_eager_path():
+    fast, _ = _pair()
+    fast.compile(optimizer="adam", loss="mse", run_eagerly=True)
+    fast(_batch(2))
+    assert "call" not in fast.__dict__.get("_graph_call_cache", {})

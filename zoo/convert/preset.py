@@ -103,7 +103,8 @@ def to_preset(folder: str | os.PathLike, out: str | os.PathLike, check_parity: b
         report["max_abs_diff_reloaded"] = parity.max_difference(ours, probe.keras_outputs, "the reloaded preset")
         if report["max_abs_diff_reloaded"] > 1e-6:
             raise ValueError(f"The preset reloaded from {written} differs from the converted model: max abs difference "
-                             f"{report['max_abs_diff_reloaded']:.3g}. Expected 0 (same weights, same graph).")
+                             f"{report['max_abs_diff_reloaded']:.3g}. Expected at most 1e-6 (the same weights; only float rounding "
+                             "may differ).")
         _record(Path(written), report)
     return report
 
