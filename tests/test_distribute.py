@@ -220,6 +220,10 @@ _JAX = """
 
 @pytest.mark.slow
 def test_jax_data_parallel_over_two_cpus_matches_one_device(tmp_path):
-    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
+    # XLA's CPU all-reduce aborts the process when one device's thread has not reached it within 40 s, which a
+    # second test process on the same two cores can cause (CI once died there, "Termination timeout ... of 40
+    # seconds"): the devices here are threads of one process, so waiting longer is safe.
+    flags = "--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_seconds=600"
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
            "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # compiling with XLA's optimisations dominates these toy runs
     _two_replicas_match_one_device(tmp_path, _JAX, "data_parallel", env=env, timeout=480)
