@@ -1,5 +1,5 @@
 set -e
-cd /tmp/h18/base && source /work/main/.venv/bin/activate
+cd "${CHECKOUT:-$(dirname "$0")/../..}" && source .venv/bin/activate  # the checkout whose CLI builds the fixtures
 FX=/tmp/h18/fx
 T="--set num_latents=8 --set num_latent_channels=16 --set num_blocks=1 --set num_self_attention_layers_per_block=1 --set num_self_attention_heads=2 --set num_bands=2 --set out_channels=8"
 [ -d $FX/run ] || python -m zoo train image_classification --preset digits --out $FX/run --epochs 1 --take 64 --batch-size 32 $T 2>&1 | tail -c 300
