@@ -17,6 +17,7 @@ Configs saved under former names (`num_channels`, `out_channels`) still load.
 
 from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.blocks import CrossAttentionBlock, SelfAttentionBlock
+from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention, PrenormMLP
 from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.encoder import PerceiverEncoder
 from perceiver_keras.flow import FlowPostprocessor, FlowPreprocessor
@@ -40,6 +41,7 @@ from perceiver_keras.multimodal import (
     OneHotPreprocessor,
 )
 from perceiver_keras.multimodal_model import MultimodalPerceiverIO
+from perceiver_keras.perceiver_ar import CausalEmbedding, PerceiverAR
 from perceiver_keras.normalization import LayerNorm, gelu_tanh, integer_friendly
 from perceiver_keras.saving import load_model
 from perceiver_keras.schedules import FlatCosineSchedule
@@ -56,6 +58,9 @@ from perceiver_keras.position_encoding import (
 __all__ = [
     "AudioPreprocessor",
     "BinaryF1",
+    "CausalCrossAttention",
+    "CausalEmbedding",
+    "CausalSelfAttention",
     "ClassificationPostprocessor",
     "ImagePreprocessor",
     "CrossAttentionBlock",
@@ -76,11 +81,13 @@ __all__ = [
     "OneHotPreprocessor",
     "PeakSignalToNoiseRatio",
     "PearsonCorrelation",
+    "PerceiverAR",
     "PerceiverAttention",
     "PerceiverDecoder",
     "PerceiverEncoder",
     "PerceiverIO",
     "PerceiverMLP",
+    "PrenormMLP",
     "SelfAttentionBlock",
     "SinusoidalInitializer",
     "SpearmanCorrelation",
