@@ -26,6 +26,7 @@ from perceiver_keras.losses import EndPointErrorLoss
 from perceiver_keras.media import AudioPreprocessor, FourierQuery, VideoPreprocessor
 from perceiver_keras.metrics import (
     BinaryF1,
+    BitsPerByte,
     EndPointError,
     MatthewsCorrelation,
     PeakSignalToNoiseRatio,
@@ -58,6 +59,7 @@ from perceiver_keras.position_encoding import (
 __all__ = [
     "AudioPreprocessor",
     "BinaryF1",
+    "BitsPerByte",
     "CausalCrossAttention",
     "CausalEmbedding",
     "CausalSelfAttention",

@@ -281,7 +281,7 @@ def test_errors():
     for bad in (2, 0, True, 64.0):
         with pytest.raises(ValueError, match="Expected sequence_length >= 3"):
             data.masked_lm_dataset(docs, sequence_length=bad, batch_size=2, training=False)
-    with pytest.raises(ValueError, match="Expected one of: c4, wikipedia, text_files, pydoc. Received: source='c5'"):
+    with pytest.raises(ValueError, match="Expected one of: c4, wikipedia, text_files, pydoc, pg19, wiki40b, tiny_shakespeare. Received: source=.c5."):
         data.documents("c5", "train")
     with pytest.raises(ValueError, match="Received: split='test'"):
         data.documents("pydoc", "test")

@@ -16,6 +16,7 @@ TASK_MODULES = {
     "image_classification": "zoo.image_classification",
     "masked_language_modeling": "zoo.language",
     "text_classification": "zoo.language",
+    "causal_language_modeling": "zoo.language",
     "optical_flow": "zoo.optical_flow",
     "multimodal_autoencoding": "zoo.multimodal",
 }

@@ -1,7 +1,8 @@
 """tf.data input pipelines for byte masked language modelling: the corpora and the masking.
 
 `documents` reads a corpus of `SOURCES`: C4 (`c4/en`, the paper's corpus), English Wikipedia,
-local `.txt` files, or `pydoc`, an offline corpus of real English that ships with Python
+PG-19 books, Wiki-40B English and Tiny Shakespeare (TFDS, downloaded beforehand), local `.txt`
+files, or `pydoc`, an offline corpus of real English that ships with Python
 (`pydoc_data.topics`: 79 documents, ~465 KB); every source has a "train" and a "validation"
 split that never share a document. `masked_lm_dataset` cuts the documents into windows and masks
 whole words; `most_frequent_byte_baseline` is the trivial baseline to beat. Model inputs are
@@ -30,8 +31,15 @@ from zoo.language._common import HELD_OUT_EVERY, check_positive, held_out_split,
 
 AUTOTUNE = tf.data.AUTOTUNE
 WIKIPEDIA = "wikipedia/20230601.en"  # The newest English dump in TFDS 4.9.
-SOURCES = ("c4", "wikipedia", "text_files", "pydoc")
-_WIKIPEDIA_SPLITS = {"train": "train[:99%]", "validation": "train[99%:]"}  # It has only "train".
+# TFDS corpora of long documents: name -> (builder, text feature, {split: TFDS split}); Wikipedia has only "train".
+TFDS_CORPORA = {
+    "c4": ("c4/en", "text", {"train": "train", "validation": "validation"}),
+    "wikipedia": (WIKIPEDIA, "text", {"train": "train[:99%]", "validation": "train[99%:]"}),
+    "pg19": ("pg19", "book_text", {"train": "train", "validation": "validation"}),
+    "wiki40b": ("wiki40b/en", "text", {"train": "train", "validation": "validation"}),
+    "tiny_shakespeare": ("tiny_shakespeare", "text", {"train": "train", "validation": "validation"}),
+}
+SOURCES = ("c4", "wikipedia", "text_files", "pydoc", "pg19", "wiki40b", "tiny_shakespeare")
 # tab, newline, vertical tab, form feed, carriage return, space.
 _WHITESPACE_IDS = tuple(b + BYTE_OFFSET for b in b"\t\n\x0b\x0c\r ")
 
@@ -47,8 +55,9 @@ def documents(
     """Returns a dataset of document strings (scalar tf.string), in a fixed order.
 
     Args:
-        source: one of `SOURCES`. "c4" and "wikipedia" read TFDS `c4/en` and `WIKIPEDIA`, which
-            must already be built in `data_dir` (`tfds build`; both need Apache Beam).
+        source: one of `SOURCES`. The TFDS corpora (`TFDS_CORPORA`: c4, wikipedia, pg19, wiki40b,
+            tiny_shakespeare) must already be built in `data_dir` (`tfds build`; C4 and Wikipedia
+            need Apache Beam).
             "text_files" reads `files`, one document per file. "pydoc" needs nothing.
         split: "train" or "validation". Wikipedia's validation is its last 1%; text_files and
             pydoc hold out every `HELD_OUT_EVERY`-th document of their sorted listing.
@@ -82,9 +91,9 @@ def documents(
     else:
         import tensorflow_datasets as tfds  # Imported here: it is slow, and pydoc does not need it.
 
-        name, split = ("c4/en", split) if source == "c4" else (WIKIPEDIA, _WIKIPEDIA_SPLITS[split])
-        ds = tfds.builder(name, data_dir=data_dir).as_dataset(split=split, shuffle_files=False)
-        ds = ds.map(lambda example: example["text"])
+        name, feature, splits = TFDS_CORPORA[source]
+        ds = tfds.builder(name, data_dir=data_dir).as_dataset(split=splits[split], shuffle_files=False)
+        ds = ds.map(lambda example: example[feature])
     return ds if take is None else ds.take(take)
 
 

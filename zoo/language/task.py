@@ -7,7 +7,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from zoo.language import data, metrics
+from perceiver_keras.metrics import BitsPerByte
+from zoo.language import causal_data, data, metrics
 from zoo.language.classification_data import classification_dataset, classification_info
 from zoo.options import EVAL_TAKE, OPEN_FRACTION, Option
 from zoo.recipe import Recipe
@@ -137,5 +138,56 @@ class TextClassificationRecipe(Recipe):
         }
 
 
+def _causal_windows(preset: Preset) -> dict[str, int]:
+    config = preset.config
+    return dict(sequence_length=config["max_sequence_length"], num_latents=config["num_latents"])
+
+
+class CausalLanguageModelingRecipe(Recipe):
+    """Byte causal language modelling (Perceiver AR): loss on the latent positions, scored in bits per byte."""
+
+    name = "causal_language_modeling"
+    objective_direction = "min"
+    options = {
+        "corpus": MaskedLanguageModelingRecipe.options["corpus"],
+        "text_files": MaskedLanguageModelingRecipe.options["text_files"],
+        "eval_take": EVAL_TAKE,
+    }
+    check = MaskedLanguageModelingRecipe.check
+
+    def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
+        """(train, validation) pipelines of (x (B, L), y (B, N)); validation windows of the preset's eval_window."""
+        source = _corpus(preset, options)
+        files, data_dir = options.get("text_files"), options.get("data_dir")
+        common = dict(_causal_windows(preset), batch_size=batch_size, seed=seed)
+        train_docs = causal_data.causal_documents(source, "train", data_dir=data_dir, files=files)
+        test_docs = causal_data.causal_documents(source, "validation", data_dir=data_dir, files=files)
+        # A corpus is a stream: epochs are `steps_per_epoch` batches of an endless repetition.
+        train = causal_data.causal_lm_dataset(train_docs, training=True, take=options.get("take"), **common).repeat()
+        test = causal_data.causal_lm_dataset(test_docs, training=False, take=options.get("eval_take"),
+                                             eval_window=preset.metadata.get("eval_window"), **common)
+        return train, test
+
+    def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
+        """Held-out bits per byte of a unigram byte model fitted to the training stream."""
+        train, test = self.datasets(preset, options["batch_size"], options.get("seed", 0), {**options, "take": None})
+        train = train.take(options.get("steps_per_epoch") or 100)
+        return {"unigram_bits_per_byte": causal_data.unigram_bits_per_byte(train, test)}
+
+    def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self, preset: Preset) -> list:
+        return [BitsPerByte(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "builder": "zoo.language.causal_export:export_arrays",
+            "kwargs": {"dataset": _corpus(preset, options), **_causal_windows(preset),
+                       "data_dir": options.get("data_dir"), "files": options.get("text_files")},
+        }
+
+
 MASKED_LANGUAGE_MODELING = register_recipe(MaskedLanguageModelingRecipe())
 TEXT_CLASSIFICATION = register_recipe(TextClassificationRecipe())
+CAUSAL_LANGUAGE_MODELING = register_recipe(CausalLanguageModelingRecipe())

@@ -1,0 +1,150 @@
+"""Byte text generation with a Perceiver AR model, cached: each new byte costs one latent step.
+
+The model reads windows of up to L bytes whose first P are the prefix. Generation keeps one window:
+a prompt longer than L keeps its last L bytes (with a warning), one shorter than P + 1 is
+left-padded (the padding is masked). With the cache, the window is read once (`prefill`), and each
+new byte is one `decode_step` at the next position, which attends to the cached keys and values.
+When the window is full, it slides by `stride` bytes and is read again: the paper's strided
+sampling, a full pass every `stride` bytes and one latent step for each of the others. Without the
+cache, every byte is a full pass over the same window, so both give the same logits (greedy
+decoding the same bytes; `tests/test_causal_generation.py` checks it).
+
+Example:
+    >>> model = zoo.create_model("pydoc_ar")
+    >>> text = generate(model, "The for statement", max_new_bytes=64, top_p=0.9, seed=0)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from perceiver_keras.byte_tokenizer import BYTE_OFFSET
+
+_FUNCTIONS = "_generation_functions"
+
+
+def check_sampling(max_new_bytes: int, temperature: float, top_k: int | None, top_p: float | None,
+                   greedy: bool) -> None:
+    """Raises ValueError naming the argument, its range and the value received."""
+    if isinstance(max_new_bytes, bool) or not isinstance(max_new_bytes, int) or max_new_bytes < 0:
+        raise ValueError(f"`max_new_bytes` must be an integer >= 0. Received: max_new_bytes={max_new_bytes!r}")
+    if not greedy and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"`temperature` must be > 0 (or pass greedy=True). Received: temperature={temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"`top_k` must be an integer >= 1 or None. Received: top_k={top_k!r}")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"`top_p` must lie in (0, 1] or be None. Received: top_p={top_p!r}")
+
+
+def next_byte_id(logits: np.ndarray, rng: np.random.Generator, *, greedy: bool, temperature: float,
+                 top_k: int | None, top_p: float | None) -> int:
+    """One token id from next-token logits (V,): only byte ids (>= BYTE_OFFSET) are ever chosen."""
+    logits = np.asarray(logits, np.float64).copy()
+    logits[:BYTE_OFFSET] = -np.inf
+    if greedy:
+        return int(np.argmax(logits))
+    logits /= temperature
+    if top_k is not None and top_k < len(logits):
+        logits[logits < np.sort(logits)[-top_k]] = -np.inf
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, kind="stable")
+        keep = np.cumsum(probs[order]) - probs[order] < top_p  # the smallest head whose mass reaches top_p
+        probs[order[~keep]] = 0.0
+        probs /= probs.sum()
+    return int(rng.choice(len(probs), p=probs))
+
+
+def _compiled(model: keras.Model) -> dict[str, Callable]:
+    """`prefill` and `decode_step` of `model`, traced once per model on TensorFlow (eager elsewhere)."""
+    functions = model.__dict__.get(_FUNCTIONS)
+    if functions is None:
+        functions = {"prefill": model.prefill, "decode_step": model.decode_step, "forward": model}
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            functions = {name: tf.function(function, reduce_retracing=True) for name, function in functions.items()}
+        # Set past Keras' attribute tracking, so that saving the model never sees these functions.
+        object.__setattr__(model, _FUNCTIONS, functions)
+    return functions
+
+
+def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int | None = None, *,
+             greedy: bool = False, use_cache: bool = True, stride: int | None = None,
+             return_bytes: bool = False) -> str | bytes:
+    """Continues `prompt` by up to `max_new_bytes` bytes sampled from a `PerceiverAR` model.
+
+    Args:
+        model: a `perceiver_keras.PerceiverAR` (e.g. `zoo.create_model("pydoc_ar")` or a run's model).
+        prompt: text (UTF-8 encoded) or bytes; at least one byte. Longer than the model's window: its
+            last `max_sequence_length` bytes are kept, with a warning.
+        max_new_bytes: bytes to generate (>= 0).
+        temperature: > 0; logits are divided by it before sampling.
+        top_k: sample among the k most likely bytes only.
+        top_p: sample from the smallest set of bytes whose probability reaches top_p (nucleus), in (0, 1].
+        seed: seeds the sampling (None: fresh randomness).
+        greedy: take the most likely byte each step (temperature, top_k, top_p unused).
+        use_cache: one latent step per byte (True) or a full pass over the window per byte.
+        stride: bytes the window slides by when it is full, 1..num_latents (default num_latents // 2).
+        return_bytes: return the new bytes rather than their UTF-8 decoding (invalid bytes replaced).
+
+    Returns:
+        The generated continuation (without the prompt).
+    """
+    check_sampling(max_new_bytes, temperature, top_k, top_p, greedy)
+    for name in ("prefill", "decode_step", "max_sequence_length", "num_latents", "prefix_length"):
+        if not hasattr(model, name):
+            raise ValueError(f"`model` must be a perceiver_keras.PerceiverAR (it has no `{name}`). "
+                             f"Received: {type(model).__name__}")
+    length, latents, prefix = model.max_sequence_length, model.num_latents, model.prefix_length
+    stride = max(1, latents // 2) if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= latents:
+        raise ValueError(f"`stride` must be an integer in [1, num_latents={latents}]. Received: stride={stride!r}")
+    data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+    if not data:
+        raise ValueError("`prompt` must hold at least one byte. Received: prompt=''")
+    if len(data) > length:
+        warnings.warn(f"The prompt has {len(data)} bytes, more than the model's window of max_sequence_length="
+                      f"{length}: generating from its last {length} bytes.", stacklevel=2)
+        data = data[-length:]
+    window = [b + BYTE_OFFSET for b in data]
+    window = [model.pad_id] * max(0, prefix + 1 - len(window)) + window
+    rng = np.random.default_rng(seed)
+    functions = _compiled(model)
+    sampling = dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+
+    def read(window: list[int]) -> tuple[np.ndarray, Any]:
+        """Next-token logits after `window` (and, cached, the window's cache)."""
+        if not use_cache:
+            return keras.ops.convert_to_numpy(functions["forward"](np.array([window], "int32")))[0, -1], None
+        padded = np.array([window + [model.pad_id] * (length - len(window))], "int32")
+        logits, cache = functions["prefill"](padded)
+        return keras.ops.convert_to_numpy(logits)[0, len(window) - 1 - prefix], cache
+
+    logits, cache = read(window)
+    new = []
+    for _ in range(max_new_bytes):
+        token = next_byte_id(logits, rng, **sampling)
+        new.append(token - BYTE_OFFSET)
+        if len(new) == max_new_bytes:
+            break
+        if len(window) == length:  # full: slide by `stride` and read the window again
+            window = (window + [token])[-(length + 1 - stride):]
+            logits, cache = read(window)
+        elif use_cache:
+            window.append(token)
+            step, cache = functions["decode_step"](np.array([token], "int32"), np.array(len(window) - 1, "int32"),
+                                                 cache)
+            logits = keras.ops.convert_to_numpy(step)[0]
+        else:
+            window.append(token)
+            logits, _ = read(window)
+    out = bytes(new)
+    return out if return_bytes else out.decode("utf-8", errors="replace")
