@@ -44,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test-split metrics of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--batch-size", type=COUNT, help="default: the run's")
+    generate = commands.add_parser("generate", help="continue a prompt with a causal language model run (Perceiver AR)")
+    generate.add_argument("run_dir", help="a causal_language_modeling run directory (its model.keras)")
+    generate.add_argument("--prompt", required=True, help="the text to continue (at least one byte)")
+    generate.add_argument("--max-new-bytes", type=int, default=256, help="bytes to generate (default 256)")
+    generate.add_argument("--temperature", type=float, default=1.0, help="> 0 (default 1.0)")
+    generate.add_argument("--top-k", type=int, help="sample among the k most likely bytes")
+    generate.add_argument("--top-p", type=float, help="nucleus sampling, in (0, 1]")
+    generate.add_argument("--seed", type=int, help="seeds the sampling")
+    generate.add_argument("--greedy", action="store_true", help="take the most likely byte each step")
+    generate.add_argument("--no-cache", dest="use_cache", action="store_false",
+                          help="a full pass over the window per byte instead of one cached latent step")
     demo = commands.add_parser("demo", help="train digits, evaluate, export and verify (offline)")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--epochs", type=COUNT)
@@ -193,6 +204,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT_ERROR
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from zoo.language.generation import check_sampling, generate
+    from zoo.training import load_run
+
+    check_sampling(args.max_new_bytes, args.temperature, args.top_k, args.top_p, args.greedy)  # before loading
+    model, run = load_run(args.run_dir)
+    if run.get("task") != "causal_language_modeling":
+        raise ValueError(f"`generate` needs a causal_language_modeling run. Received: {args.run_dir} of task "
+                         f"{run.get('task')!r}")
+    text = generate(model, args.prompt, args.max_new_bytes, args.temperature, args.top_k, args.top_p, args.seed,
+                    greedy=args.greedy, use_cache=args.use_cache)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         for name in registry.list_models(args.task):
@@ -220,6 +246,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "tune":
         return _tune(args)
+    if args.command == "generate":
+        return _generate(args)
     if args.command == "convert":
         zoo_options.check_out(args.out, "a keras-hub preset folder (new or an earlier conversion's)")
         from zoo.convert.preset import to_preset

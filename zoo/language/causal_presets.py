@@ -6,13 +6,24 @@ the last 128 bytes only (num_latents = max_sequence_length). Both are evaluated 
 bytes (windows of `eval_window` bytes, the last 128 of each scored).
 """
 
-from perceiver_keras.perceiver_ar import PerceiverAR
+from perceiver_keras.perceiver_ar import PAD_ID, VOCAB_SIZE, PerceiverAR
 from zoo.registry import Preset, register_preset
 
 
-def build_causal_language_model(**config) -> PerceiverAR:
-    """A `PerceiverAR` from a preset's config (its constructor arguments)."""
-    return PerceiverAR(**config)
+def build_causal_language_model(vocabulary_size: int = VOCAB_SIZE, max_sequence_length: int = 1024,
+                                num_latents: int = 128, num_channels: int = 128, num_heads: int = 4,
+                                head_channels: int = 32, num_self_attention_layers: int = 3,
+                                num_cross_attention_layers: int = 1, widening_factor: int = 4,
+                                rotary_channels: int | None = None, dropout: float = 0.0, prefix_dropout: float = 0.0,
+                                pad_id: int = PAD_ID, epsilon: float = 1e-5, seed: int | None = None,
+                                name: str | None = None) -> PerceiverAR:
+    """A `PerceiverAR` byte model (its constructor arguments; see `perceiver_keras.PerceiverAR`)."""
+    return PerceiverAR(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length,
+                       num_latents=num_latents, num_channels=num_channels, num_heads=num_heads,
+                       head_channels=head_channels, num_self_attention_layers=num_self_attention_layers,
+                       num_cross_attention_layers=num_cross_attention_layers, widening_factor=widening_factor,
+                       rotary_channels=rotary_channels, dropout=dropout, prefix_dropout=prefix_dropout, pad_id=pad_id,
+                       epsilon=epsilon, seed=seed, name=name)
 
 
 _SMALL = dict(num_latents=128, num_channels=128, num_heads=4, head_channels=32, num_self_attention_layers=3,

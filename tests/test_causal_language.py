@@ -1,0 +1,177 @@
+"""Perceiver AR in the zoo: byte windows, training through the CLI, the baselines, and generation."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import zoo
+from perceiver_keras import PerceiverAR
+from perceiver_keras.byte_tokenizer import BYTE_OFFSET, EOS_ID
+from zoo import cli, training
+from zoo.language import causal_data, generate
+from zoo.language.generation import next_byte_id
+
+pytestmark = pytest.mark.tensorflow_only
+
+TOY = dict(max_sequence_length=48, num_latents=16, num_channels=32, num_heads=2, head_channels=16,
+           rotary_channels=16, num_self_attention_layers=1, widening_factor=2)
+
+
+def _windows(ds):
+    x, y = zip(*ds.as_numpy_iterator())
+    return np.concatenate(x), np.concatenate(y)
+
+
+def test_windows_put_the_loss_on_the_latents_of_a_byte_stream():
+    docs = causal_data.causal_documents("pydoc", "validation")
+    x, y = _windows(causal_data.causal_lm_dataset(docs, sequence_length=40, num_latents=8, batch_size=16,
+                                                  training=False))
+    assert x.shape[1:] == (40,) and y.shape[1:] == (8,) and x.dtype == np.int32
+    np.testing.assert_array_equal(y[:, :-1], x[:, 33:])  # y is the next byte after each latent position
+    assert x[0, 0] == EOS_ID and np.all(x[:, 1:] != 0)  # a document starts with EOS; no padding
+    text = bytes(int(i) - BYTE_OFFSET for i in x[0, 1:]).decode("utf-8", errors="replace")
+    first = causal_data.causal_documents("pydoc", "validation").as_numpy_iterator().next().decode()
+    assert first.startswith(text)
+
+
+def test_eval_window_scores_models_of_any_context_on_the_same_bytes():
+    docs = causal_data.causal_documents("pydoc", "validation")
+    long_x, long_y = _windows(causal_data.causal_lm_dataset(docs, sequence_length=64, num_latents=16, batch_size=32,
+                                                            training=False, eval_window=128))
+    short_x, short_y = _windows(causal_data.causal_lm_dataset(docs, sequence_length=16, num_latents=16,
+                                                              batch_size=32, training=False, eval_window=128))
+    np.testing.assert_array_equal(long_y, short_y)
+    np.testing.assert_array_equal(long_x[:, -16:], short_x)
+
+
+def test_training_windows_change_every_epoch():
+    docs = causal_data.causal_documents("pydoc", "train", take=6)
+    ds = causal_data.causal_lm_dataset(docs, sequence_length=32, num_latents=8, batch_size=4, training=True, seed=1)
+    first, second = next(iter(ds))[0].numpy(), next(iter(ds))[0].numpy()
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("source, feature", [("pg19", "book_text"), ("tiny_shakespeare", "text"),
+                                             ("wiki40b", "text")])
+def test_tfds_corpora_with_mock_data(tmp_path, source, feature):
+    with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
+        docs = causal_data.causal_documents(source, "train", data_dir=str(tmp_path))
+        texts = list(docs.as_numpy_iterator())
+        assert texts and all(isinstance(t, bytes) for t in texts)
+        ds = causal_data.causal_lm_dataset(docs, sequence_length=8, num_latents=4, batch_size=2, training=False)
+        x, y = next(iter(ds))
+        assert x.shape == (2, 8) and y.shape == (2, 4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_latents=50), "num_latents <= sequence_length"), (dict(eval_window=20), "eval_window >= sequence_length"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_pipeline_refuses_bad_arguments(kwargs, message):
+    args = {**dict(sequence_length=32, num_latents=8, batch_size=2, training=False), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        causal_data.causal_lm_dataset(causal_data.causal_documents("pydoc", "train"), **args)
+
+
+@pytest.fixture(scope="module")
+def ar_run(tmp_path_factory):
+    """A toy Perceiver AR trained two short epochs on pydoc through the CLI."""
+    out = tmp_path_factory.mktemp("ar") / "run"
+    overrides = [f"--set={key}={value}" for key, value in TOY.items()]
+    assert cli.main(["train", "causal_language_modeling", "--preset", "pydoc_ar", "--out", str(out), "--epochs", "2",
+                     "--steps-per-epoch", "3", "--batch-size", "4", "--eval-take", "8", *overrides]) == 0
+    return out
+
+
+def test_trains_into_a_run_with_bits_per_byte_and_the_unigram_baseline(ar_run):
+    run = json.loads((ar_run / "run.json").read_text())
+    assert run["status"] == "finished" and run["task"] == "causal_language_modeling"
+    assert set(run["test_metrics"]) == {"loss", "bits_per_byte", "accuracy"}
+    assert run["test_metrics"]["bits_per_byte"] == pytest.approx(run["test_metrics"]["loss"] / np.log(2), rel=1e-5)
+    assert 3.0 < run["baselines"]["unigram_bits_per_byte"] < 8.0
+
+
+def test_generate_cli_in_a_fresh_process_equals_generate_on_the_loaded_model(ar_run):
+    command = [sys.executable, "-m", "zoo", "generate", str(ar_run), "--prompt", "The for statement", "--greedy",
+               "--max-new-bytes", "40"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    model = keras.saving.load_model(ar_run / "model.keras")
+    expected = generate(model, "The for statement", 40, greedy=True)
+    assert done.stdout == expected + "\n"
+    refused = subprocess.run([*command[:-2], "--max-new-bytes", "-1"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "max_new_bytes=-1" in refused.stderr
+
+
+def _model():
+    model = PerceiverAR(**TOY, seed=0)
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.normal(scale=0.3, size=w.shape).astype("float32") for w in model.weights])
+    return model
+
+
+@pytest.mark.parametrize("prompt", ["a", "def f(x):\n    return x" * 3])
+def test_cached_generation_equals_full_passes(prompt):
+    model = _model()
+    # 80 new bytes: the 48-byte window fills and slides several times (stride 8).
+    with pytest.warns(UserWarning, match="more than the model's window") if len(prompt) > 48 else _no_warning():
+        cached = generate(model, prompt, 80, greedy=True, return_bytes=True)
+    uncached = generate(model, prompt[-48:], 80, greedy=True, use_cache=False, return_bytes=True)
+    assert len(cached) == 80 and cached == uncached
+    # Another stride reads other windows once the first one is full; until then the bytes are the same.
+    before_sliding = 48 - max(min(len(prompt), 48), model.prefix_length + 1) + 1
+    other_stride = generate(model, prompt[-48:], 30, greedy=True, stride=1, return_bytes=True)
+    assert other_stride[:before_sliding] == cached[:before_sliding]
+
+
+class _no_warning:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_sampling_is_seeded_and_respects_top_k_and_top_p():
+    model = _model()
+    first = generate(model, "abc", 20, temperature=0.9, top_p=0.8, seed=5, return_bytes=True)
+    assert first == generate(model, "abc", 20, temperature=0.9, top_p=0.8, seed=5, return_bytes=True)
+    assert generate(model, "abc", 20, top_k=1, seed=2, return_bytes=True) == generate(model, "abc", 20, greedy=True,
+                                                                                     return_bytes=True)
+    logits = np.full(262, -5.0)
+    logits[[10, 11, 12]] = [3.0, 2.9, 0.0]
+    logits[0] = 100.0  # a special id is never chosen
+    rng = np.random.default_rng(0)
+    draws = {next_byte_id(logits, rng, greedy=False, temperature=1.0, top_k=None, top_p=0.5) for _ in range(200)}
+    assert draws <= {10, 11} and len(draws) == 2
+    draws = {next_byte_id(logits, rng, greedy=False, temperature=1.0, top_k=1, top_p=None) for _ in range(20)}
+    assert draws == {10}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_new_bytes=-1), r"max_new_bytes.*>= 0. Received: max_new_bytes=-1"),
+    (dict(top_p=0.0), r"top_p.*\(0, 1\].*Received: top_p=0.0"), (dict(top_p=1.5), "top_p=1.5"),
+    (dict(temperature=0.0), r"temperature.*> 0.*greedy=True.*Received: temperature=0.0"),
+    (dict(top_k=0), "top_k=0"), (dict(stride=0), r"stride.*\[1, num_latents=16\]"), (dict(prompt=""), "prompt"),
+])
+def test_bad_generation_arguments_name_the_argument(kwargs, message):
+    args = {**dict(prompt="abc", max_new_bytes=4), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        generate(_model(), **args)
+
+
+def test_greedy_mode_ignores_temperature_and_presets_build():
+    model = _model()
+    assert generate(model, "xy", 5, temperature=0.0, greedy=True) == generate(model, "xy", 5, greedy=True)
+    assert set(zoo.list_models("causal_language_modeling")) >= {"pydoc_ar", "pydoc_transformer"}
+    small = zoo.create_model("pydoc_ar")
+    assert small.prefix_length == 896 and small.num_latents == 128
+    baseline = zoo.create_model("pydoc_transformer")
+    assert baseline.prefix_length == 0
+    # Same width and depth: they differ only by the 896 extra learned positions of the longer window.
+    assert small.count_params() - baseline.count_params() == 896 * 128
