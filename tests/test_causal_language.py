@@ -175,3 +175,9 @@ def test_greedy_mode_ignores_temperature_and_presets_build():
     assert baseline.prefix_length == 0
     # Same width and depth: they differ only by the 896 extra learned positions of the longer window.
     assert small.count_params() - baseline.count_params() == 896 * 128
+
+
+def test_paper_sized_preset_has_its_parameter_count():
+    preset = zoo.registry.get_preset("wikitext103_ar")
+    model = zoo.create_model("wikitext103_ar")
+    assert model.count_params() == preset.metadata["parameter_count"] == 30_696_960

@@ -32,6 +32,21 @@ _SMALL_TRAINING = dict(epochs=10, steps_per_epoch=100, batch_size=16, optimizer=
                        weight_decay=0.01, schedule="cosine", warmup_epochs=1)
 
 CAUSAL_PRESETS = {
+    "wikitext103_ar": (
+        # krasserm/perceiver-io's published WikiText-103 byte model ("Model 1", docs/training-examples.md):
+        # 4,096-byte context, 512 latents x 512 channels, 8 self-attention layers, 8 heads, rotary on 32 of
+        # each head's 64 channels plus learned absolute positions, cross-attention dropout 0.5 (DeepMind's
+        # perceiver-ar code publishes no language configuration). krasserm's docs give 30.7M parameters; his
+        # model ties the logits to the token embedding and adds 262 output biases, ours has an untied
+        # 512 x 262 logits kernel and no bias: 30,696,960.
+        dict(max_sequence_length=4096, num_latents=512, num_channels=512, num_heads=8, head_channels=64,
+             rotary_channels=32, num_self_attention_layers=8, widening_factor=4, prefix_dropout=0.5),
+        dict(dataset="wiki40b", eval_window=4096, parameter_count=30_696_960,
+             training=dict(epochs=100, steps_per_epoch=1000, batch_size=24, optimizer="adamw", learning_rate=2e-4,
+                           weight_decay=0.01, schedule="cosine", warmup_epochs=1),
+             description="Byte Perceiver AR of krasserm's WikiText-103 shape (TFDS has no WikiText: Wiki-40B "
+                         "English by default)."),
+    ),
     "pydoc_ar": (
         dict(_SMALL, max_sequence_length=1024, prefix_dropout=0.25),
         dict(dataset="pydoc", eval_window=1024, training=_SMALL_TRAINING,
