@@ -7,6 +7,7 @@ Examples:
     python -m benchmarks profile      # the ImageNet model's pieces and plain GEMMs, per engine
     python -m benchmarks learning --steps 1000 --seeds 0 1 2   # model.fit vs a PyTorch loop on digits
     python -m benchmarks user-paths   # predict / predict_on_batch / model(x) / tf.function, in one process
+    python -m benchmarks ar-scaling   # Perceiver AR vs a causal Transformer, context 1k-64k
     python -m benchmarks edge   # every small preset on vela (Ethos-U), TensorFlow Lite Micro, XNNPACK int8 vs float
     python -m benchmarks all --toy --out /tmp/bench   # the smoke run the tests use
 """
@@ -177,6 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import edge
 
         print(f"edge: wrote {edge.main(argv[1:], command)}", flush=True)
+        return 0
+    if argv[:1] == ["ar-scaling"]:  # Perceiver AR against a causal Transformer over context length
+        from benchmarks import ar_scaling
+
+        rest = argparse.ArgumentParser(prog="python -m benchmarks ar-scaling")
+        rest.add_argument("--out", type=Path, default=RESULTS)
+        rest.add_argument("--toy", action="store_true")
+        options = rest.parse_args(argv[1:])
+        _make_out(options.out)
+        print(f"ar-scaling: wrote {ar_scaling.run(options.out, toy=options.toy, command=command)}", flush=True)
         return 0
     args = parse_args(argv)
     _make_out(args.out)  # before anything is measured: a result must never be lost to a missing folder
