@@ -181,3 +181,20 @@ def test_paper_sized_preset_has_its_parameter_count():
     preset = zoo.registry.get_preset("wikitext103_ar")
     model = zoo.create_model("wikitext103_ar")
     assert model.count_params() == preset.metadata["parameter_count"] == 30_696_960
+
+
+def test_tune_searches_perceiver_ar_widths_under_their_own_names(tmp_path):
+    out = tmp_path / "tune"
+    overrides = [f"--set={key}={value}" for key, value in TOY.items()]
+    assert cli.main(["tune", "causal_language_modeling", "--preset", "pydoc_ar", "--out", str(out), "--max-trials", "2",
+                     "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--eval-take", "4",
+                     "--retrain-epochs", "1", "--no-export", *overrides]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["objective"] == "val_bits_per_byte" and results["direction"] == "min"
+    trials = results["trials"]
+    assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
+    for trial in trials:
+        assert trial["num_channels"] in (16, 32, 64) and trial["num_heads"] in (1, 2, 4)
+        assert trial["num_self_attention_layers"] in (1, 2) and "num_latents" not in trial
+        assert 0 < trial["objective"] < 9
+    assert json.loads((out / "best" / "run.json").read_text())["status"] == "finished"

@@ -49,11 +49,17 @@ class Recipe:
         objective_direction: "max" or "min" for the tuning objective, the validation value of the
             first weighted metric (else the first metric); None tunes on the validation loss (a
             task whose metrics are keyed by output).
+        architecture: the builder arguments the tuner searches: the number of latents, their width,
+            the self-attention depth and the heads (Perceiver IO's names by default; a task whose data
+            depend on the latents, such as causal language modelling's loss positions, puts None first).
     """
 
     name: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Option]] = {}
     objective_direction: ClassVar[str | None] = "max"
+    architecture: ClassVar[tuple[str | None, str, str, str]] = (
+        "num_latents", "num_latent_channels", "num_self_attention_layers_per_block", "num_self_attention_heads")
+    """The builder arguments `zoo.tuning` searches, in this order: latents (None: not searched), width, depth, heads."""
 
     # The hooks every task implements.
 

@@ -7,7 +7,8 @@ A tuning directory holds:
     export/         its SavedModel and TFLite files and verification report (`python -m export`)
 
 The search space is centred on the preset's builder arguments (after any overrides): latents,
-latent channels, self-attention layers per block and heads at {1/scale, 1, scale} times the preset's,
+latent channels, self-attention layers per block and heads (under the names the task's recipe gives
+them in `Recipe.architecture`, e.g. Perceiver AR's `num_channels`) at {1/scale, 1, scale} times the preset's,
 latent channels rounded to a multiple of every head count they must divide (explicit `qk_channels` /
 `v_channels` scale with them); the learning rate log-uniform in [lr/4, 4 lr], the weight decay in
 [wd/10, 10 wd] (fixed when the preset has none).
@@ -70,21 +71,28 @@ class SearchSpace:
     weight_decay: tuple[float, float]
 
 
-def search_space(config: dict[str, Any], options: dict[str, Any], scale: float = 2.0) -> SearchSpace:
-    """The space around a builder config and its training options; see the module docstring."""
+def search_space(config: dict[str, Any], options: dict[str, Any], scale: float = 2.0,
+                 architecture: tuple[str | None, str, str, str] = ARCHITECTURE) -> SearchSpace:
+    """The space around a builder config and its training options; see the module docstring.
+
+    `architecture` names the builder's arguments for (latents, width, depth, heads): the task recipe's;
+    a None is not searched.
+    """
     SCALE.check("--scale", scale)
-    heads = _scaled(config["num_self_attention_heads"], scale)
+    latents, width, depth, heads_name = architecture
+    heads = _scaled(config[heads_name], scale)
     # Latent channels must divide by every head count over them (self-attention, encoder and decoder
     # cross-attention): each candidate is a multiple of their least common multiple.
     multiple = math.lcm(heads[-1], config.get("num_cross_attention_heads", 1), config.get("decoder_num_heads", 1))
-    centre = {name: config[name] for name in ARCHITECTURE}
-    centre["num_latent_channels"] = max(multiple, round(config["num_latent_channels"] / multiple) * multiple)
+    centre = {name: config[name] for name in architecture if name is not None}
+    centre[width] = max(multiple, round(config[width] / multiple) * multiple)
     choices = {
-        "num_latents": _scaled(config["num_latents"], scale),
-        "num_latent_channels": _scaled(config["num_latent_channels"], scale, multiple),
-        "num_self_attention_layers_per_block": _scaled(config["num_self_attention_layers_per_block"], scale),
-        "num_self_attention_heads": heads,
+        latents: _scaled(config[latents], scale) if latents else None,
+        width: _scaled(config[width], scale, multiple),
+        depth: _scaled(config[depth], scale),
+        heads_name: heads,
     }
+    choices.pop(None, None)
     lr, wd = float(options["learning_rate"]), float(options.get("weight_decay") or 0.0)
     return SearchSpace(choices, centre, multiple, (lr / LEARNING_RATE_FACTOR, lr * LEARNING_RATE_FACTOR),
                        (wd / WEIGHT_DECAY_FACTOR, wd * WEIGHT_DECAY_FACTOR) if wd else (0.0, 0.0))
@@ -123,7 +131,8 @@ class PresetHyperModel(keras_tuner.HyperModel):
         self.task_overrides = self.recipe.model_overrides(preset, self.options)
         self.preset = training.with_overrides(preset, self.task_overrides)
         self.config = builder_config(self.preset)
-        self.space = search_space(self.config, self.options, scale)
+        self.architecture = self.recipe.architecture
+        self.space = search_space(self.config, self.options, scale, self.architecture)
         self._data: tuple[Any, Any, int] | None = None
 
     def declare(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
@@ -136,8 +145,9 @@ class PresetHyperModel(keras_tuner.HyperModel):
 
     def builder_overrides(self, values: dict[str, Any]) -> dict[str, Any]:
         """The builder arguments of hyperparameter values: the caller's overrides plus the architecture's."""
-        overrides = {**self.user_overrides, **{name: values[name] for name in ARCHITECTURE}}
-        ratio = values["num_latent_channels"] / self.config["num_latent_channels"]
+        overrides = {**self.user_overrides, **{name: values[name] for name in self.architecture if name}}
+        width = self.architecture[1]
+        ratio = values[width] / self.config[width]
         for name in ("qk_channels", "v_channels"):  # explicit attention widths follow the latent width
             if self.config.get(name):
                 m = self.space.channel_multiple
@@ -243,13 +253,14 @@ def make_tuner(name: str, hypermodel: PresetHyperModel, max_trials: int, directo
 
 def results_table(tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
     """One row per trial, in trial order: id, status, hyperparameters, objective, parameters, seconds."""
+    architecture = getattr(tuner.hypermodel, "architecture", ARCHITECTURE)
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         values = trial.hyperparameters.values
         last = {name: float(trial.metrics.get_last_value(name)) if trial.metrics.exists(name) else None
                 for name in ("parameter_count", "seconds")}
         row = {"trial": trial_id, "status": str(trial.status),
-               **{name: values.get(name) for name in (*ARCHITECTURE, "learning_rate", "weight_decay")}}
+               **{name: values.get(name) for name in (*architecture, "learning_rate", "weight_decay") if name}}
         if "tuner/epochs" in values:  # Hyperband: the epochs this trial trained
             row["epochs"] = values["tuner/epochs"]
         row.update(objective=None if trial.score is None else float(trial.score),

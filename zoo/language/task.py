@@ -148,6 +148,8 @@ class CausalLanguageModelingRecipe(Recipe):
 
     name = "causal_language_modeling"
     objective_direction = "min"
+    # Not the latents: they are the positions with a loss, so another N would score other bytes.
+    architecture = (None, "num_channels", "num_self_attention_layers", "num_heads")
     options = {
         "corpus": MaskedLanguageModelingRecipe.options["corpus"],
         "text_files": MaskedLanguageModelingRecipe.options["text_files"],
