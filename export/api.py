@@ -110,7 +110,8 @@ def export_model(
         num_calibration: calibrate int8 on at most this many samples.
         extra_signatures: name -> `ExtraSignature`, written into the SavedModel next to
             `signature_name`; each is called after reloading on its `example` and its max abs diff
-            from its `expected` outputs is held to the SavedModel threshold.
+            from its `expected` outputs is held to the SavedModel threshold; its non-float outputs
+            (e.g. generated strings) must equal the expected ones exactly.
         extra_metrics: called for every .tflite variant with the evaluation inputs, the Keras
             outputs and the variant's outputs (named NumPy arrays); the metrics it returns go into
             the variant's `extra_metrics` (e.g. top-1 agreement on masked positions only).
@@ -235,7 +236,9 @@ def _export_into(
         saved_model["extra_signatures"] = {}
         for name, extra in extra_signatures.items():
             checked = verify_saved_model(saved_model_dir, name, extra.example, extra_expected[name])
-            checked["failures"] = thresholds.saved_model_failures(checked["max_abs_diff"])
+            checked["failures"] = thresholds.saved_model_failures(checked["max_abs_diff"]) + [
+                f"output {output!r}: {count} values differ from the expected ones"
+                for output, count in checked.get("exact_mismatches", {}).items() if count]
             saved_model["extra_signatures"][name] = checked
             saved_model["failures"] += [f"{name}: {failure}" for failure in checked["failures"]]
     saved_model["passed"] = not saved_model["failures"]

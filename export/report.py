@@ -250,6 +250,8 @@ class ExportReport:
             "",
             *_accelerator_section(self.variants),
             *_extra_metrics_section(self.variants),
+            *(["## Further artifacts", "", "```", self.extra_artifacts.get("summary", ""), "```", ""]
+              if self.extra_artifacts is not None else []),
             f"## Result: {'passed' if self.passed else 'FAILED'}",
             "",
             *(f"- {failure}" for failure in self.failures),

@@ -99,7 +99,8 @@ def verify_saved_model(
 
     Returns:
         `{"signature", "inputs", "outputs", "max_abs_diff"}`, with the inputs and outputs described
-        as `{name: {"dtype", "shape"}}` (unknown dimensions are `None`).
+        as `{name: {"dtype", "shape"}}` (unknown dimensions, or an unknown rank, are `None`), and
+        `"exact_mismatches"` (`exact_mismatches`) when some outputs are not floats.
     """
     loaded = tf.saved_model.load(os.fspath(path))
     if signature_name not in loaded.signatures:
@@ -110,27 +111,44 @@ def verify_saved_model(
     function = loaded.signatures[signature_name]
     _, input_specs = function.structured_input_signature
     chunks = []
-    for start in range(0, num_samples(feed), batch_size):
-        batch = slice_feed(feed, start, start + batch_size)
+    # A scalar input (e.g. a generation length) holds for every sample: such a signature is called once.
+    scalars = any(np.ndim(value) == 0 for value in feed.values())
+    for start in range(0, 1 if scalars else num_samples(feed), batch_size):
+        batch = feed if scalars else slice_feed(feed, start, start + batch_size)
         outputs = function(**{name: tf.constant(value) for name, value in batch.items()})
         chunks.append({name: value.numpy() for name, value in outputs.items()})
-    actual = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+    actual = chunks[0] if len(chunks) == 1 else {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
     if set(actual) != set(expected):
         raise ValueError(
             f"The SavedModel outputs differ from the Keras model's. Expected: {sorted(expected)}. "
             f"Received: {sorted(actual)}"
         )
-    return {
+    checked = {
         "signature": signature_name,
         "inputs": _describe(input_specs),
         "outputs": _describe(function.structured_outputs),
         "max_abs_diff": max_abs_diff(expected, actual),
     }
+    exact = exact_mismatches(expected, actual)
+    if exact:
+        checked["exact_mismatches"] = exact
+    return checked
+
+
+def exact_mismatches(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """For each non-float output (strings, integers), how many of its values differ from the expected ones."""
+    found = {}
+    for name, want in expected.items():
+        want, got = np.asarray(want), np.asarray(actual[name])
+        if np.issubdtype(want.dtype, np.floating):
+            continue
+        found[name] = int(want.size if got.shape != want.shape else np.count_nonzero(got != want))
+    return found
 
 
 def _describe(specs: Mapping[str, tf.TensorSpec]) -> dict[str, dict]:
     return {
-        name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+        name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list() if spec.shape.rank is not None else None}
         for name, spec in sorted(specs.items())
     }
 

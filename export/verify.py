@@ -43,7 +43,9 @@ class TFLiteRunner:
         self.runner = self.interpreter.get_signature_runner(signature_name)
         self.inputs = self.runner.get_input_details()
         self.outputs = self.runner.get_output_details()
-        static = [int(d["shape_signature"][0]) for d in self.inputs.values() if d["shape_signature"][0] != -1]
+        # Scalar inputs (e.g. a decode step's position) have no batch axis.
+        static = [int(d["shape_signature"][0]) for d in self.inputs.values()
+                  if len(d["shape_signature"]) and d["shape_signature"][0] != -1]
         self.static_batch = bool(static)
         self.batch_size = static[0] if static else batch_size
 
