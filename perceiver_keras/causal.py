@@ -87,9 +87,12 @@ class _CausalAttention(keras.layers.Layer):
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
         # As PerceiverAttention: masked keys sit MASK_MARGIN below the row's lowest score, a finite
         # value that integer exports can quantize, and are zeroed after the softmax.
-        lowest = ops.min(scores, axis=-1, keepdims=True) - ops.cast(MASK_MARGIN, scores.dtype)
-        probs = ops.softmax(ops.where(keep, scores, lowest), axis=-1)
-        probs = ops.where(keep, probs, ops.cast(0.0, probs.dtype))
+        if scores.shape[-1] == 1:  # one key (a window with one latent): its weight is 1 (Keras warns on a size-1 softmax)
+            probs = ops.where(keep, ops.ones_like(scores), ops.zeros_like(scores))
+        else:
+            lowest = ops.min(scores, axis=-1, keepdims=True) - ops.cast(MASK_MARGIN, scores.dtype)
+            probs = ops.softmax(ops.where(keep, scores, lowest), axis=-1)
+            probs = ops.where(keep, probs, ops.cast(0.0, probs.dtype))
         probs = self.attention_dropout(probs, training=training)
         return ops.matmul(probs, v)
 

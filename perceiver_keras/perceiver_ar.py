@@ -102,6 +102,8 @@ class PerceiverAR(keras.Model):
         prefix_dropout: float, fraction of prefix positions dropped per example while training.
         pad_id: int, the padding token id (masked in the prefix).
         epsilon: LayerNorm epsilon.
+        kernel_initializer: initializer of every projection and of the logits (default normal, stddev
+            0.02, as the reference; each weight gets its own clone). Embeddings stay normal(0.02).
         seed: optional int, seeds every initializer (each weight its own derived seed).
 
     Example:
@@ -117,7 +119,7 @@ class PerceiverAR(keras.Model):
     def __init__(self, vocabulary_size=VOCAB_SIZE, max_sequence_length=1024, num_latents=256, num_channels=256,
                  num_heads=4, head_channels=64, num_self_attention_layers=4, num_cross_attention_layers=1,
                  widening_factor=4, rotary_channels=None, dropout=0.0, prefix_dropout=0.0, pad_id=PAD_ID,
-                 epsilon=1e-5, seed=None, **kwargs):
+                 epsilon=1e-5, kernel_initializer=None, seed=None, **kwargs):
         _checks.positive_int("max_sequence_length", max_sequence_length)
         _checks.positive_int("num_latents", num_latents)
         if num_latents > max_sequence_length:
@@ -129,22 +131,24 @@ class PerceiverAR(keras.Model):
             raise ValueError("`num_self_attention_layers` must be a non-negative integer. "
                              f"Received: num_self_attention_layers={num_self_attention_layers!r}")
         seed = _checks.seed("seed", seed)
+        kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
         prefix_length = max_sequence_length - num_latents
+        kernels = dict(kernel_initializer=kernel_initializer)
         attention_args = dict(num_heads=num_heads, head_channels=head_channels, rotary_channels=rotary_channels,
-                              dropout=dropout, epsilon=epsilon)
+                              dropout=dropout, epsilon=epsilon, **kernels)
         embedding = CausalEmbedding(vocabulary_size, max_sequence_length, num_channels, name="embedding")
         cross_layers = [
             (CausalCrossAttention(prefix_dropout=prefix_dropout, seed=None if seed is None else derive_seed(seed, "drop", i),
                                   name=f"cross_attention_{i}", **attention_args),
-             PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"cross_mlp_{i}"))
+             PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"cross_mlp_{i}", **kernels))
             for i in range(num_cross_attention_layers)]
         self_layers = [
             (CausalSelfAttention(name=f"self_attention_{i}", **attention_args),
-             PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"self_mlp_{i}"))
+             PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"self_mlp_{i}", **kernels))
             for i in range(num_self_attention_layers)]
         # Logits in float32 under mixed precision, as the other models' outputs: the loss and sampling need the range.
         head = keras.layers.Dense(vocabulary_size, use_bias=False, name="logits", dtype="float32",
-                                  kernel_initializer=reference_initializer())
+                                  kernel_initializer=clone_initializer(kernel_initializer, "logits"))
         if seed is not None:
             parts = [embedding, head, *[layer for pair in cross_layers + self_layers for layer in pair]]
             for part in parts:
@@ -172,6 +176,7 @@ class PerceiverAR(keras.Model):
         self.widening_factor, self.rotary_channels = widening_factor, cross_layers[0][0].rotary_channels
         self.dropout, self.prefix_dropout, self.pad_id, self.epsilon, self.seed = (
             dropout, prefix_dropout, pad_id, epsilon, seed)
+        self.kernel_initializer = kernel_initializer
 
     # Cached decoding -------------------------------------------------------------------------------
 
@@ -276,6 +281,7 @@ class PerceiverAR(keras.Model):
             "widening_factor": self.widening_factor, "rotary_channels": self.rotary_channels,
             "dropout": self.dropout, "prefix_dropout": self.prefix_dropout, "pad_id": self.pad_id,
             "epsilon": self.epsilon, "seed": self.seed,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
 
     @classmethod

@@ -15,15 +15,15 @@ def build_causal_language_model(vocabulary_size: int = VOCAB_SIZE, max_sequence_
                                 head_channels: int = 32, num_self_attention_layers: int = 3,
                                 num_cross_attention_layers: int = 1, widening_factor: int = 4,
                                 rotary_channels: int | None = None, dropout: float = 0.0, prefix_dropout: float = 0.0,
-                                pad_id: int = PAD_ID, epsilon: float = 1e-5, seed: int | None = None,
-                                name: str | None = None) -> PerceiverAR:
+                                pad_id: int = PAD_ID, epsilon: float = 1e-5, kernel_initializer: str | None = None,
+                                seed: int | None = None, name: str | None = None) -> PerceiverAR:
     """A `PerceiverAR` byte model (its constructor arguments; see `perceiver_keras.PerceiverAR`)."""
     return PerceiverAR(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length,
                        num_latents=num_latents, num_channels=num_channels, num_heads=num_heads,
                        head_channels=head_channels, num_self_attention_layers=num_self_attention_layers,
                        num_cross_attention_layers=num_cross_attention_layers, widening_factor=widening_factor,
                        rotary_channels=rotary_channels, dropout=dropout, prefix_dropout=prefix_dropout, pad_id=pad_id,
-                       epsilon=epsilon, seed=seed, name=name)
+                       epsilon=epsilon, kernel_initializer=kernel_initializer, seed=seed, name=name)
 
 
 _SMALL = dict(num_latents=128, num_channels=128, num_heads=4, head_channels=32, num_self_attention_layers=3,
