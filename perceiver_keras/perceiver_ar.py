@@ -113,7 +113,13 @@ class PerceiverAR(keras.Model):
     (1, 4, 262)
 
     Reference: Hawthorne et al., "General-purpose, long-context autoregressive modeling with
-    Perceiver AR", ICML 2022; the layer layout of lucidrains' perceiver-ar-pytorch.
+    Perceiver AR", ICML 2022; the layer layout of lucidrains' perceiver-ar-pytorch, the executable
+    reference the tests compare against (bias-free projections but the cross-attention's output,
+    GELU MLPs, rotary on the first channels of each head as two halves with base 10,000, learned
+    absolute positions, no final LayerNorm, untied logits). DeepMind's perceiver-ar code differs in
+    those details (biases everywhere, squared-ReLU MLPs, interleaved rotary pairs with the context
+    length as longest wavelength, a final LayerNorm); the masks, the prefix/latent split and the
+    strided cached sampling are the paper's.
     """
 
     def __init__(self, vocabulary_size=VOCAB_SIZE, max_sequence_length=1024, num_latents=256, num_channels=256,
