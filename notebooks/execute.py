@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from export.console import is_startup_noise  # noqa: E402
 
-BUDGET_VARIABLE = re.compile(r"^(QUICKSTART|ANATOMY|LANGUAGE|FLOW|MULTIMODAL|EDGE|TUNING|FINETUNE)_[A-Z_]+$")
+BUDGET_VARIABLE = re.compile(r"^(QUICKSTART|ANATOMY|LANGUAGE|FLOW|MULTIMODAL|EDGE|TUNING|FINETUNE|PERCEIVER_AR)_[A-Z_]+$")
 """The environment variables the notebooks read their budget from."""
 
 NOISE = re.compile("|".join([
