@@ -74,10 +74,12 @@ def test_the_pair_matches_keras_step_by_step(exported):
     steps = json.loads((out / "report.json").read_text())["extra_artifacts"]["steps"]
     assert steps["num_steps"] == 7 and steps["passed"]
     float32, int8 = steps["variants"]["float32"], steps["variants"]["int8"]
-    assert len(float32["steps"]) == 8 and float32["max_abs_diff"] <= 1e-4 and float32["top1_agreement"] == 1.0
+    assert len(float32["steps"]) == 8 and float32["max_abs_diff"] <= 1e-4
+    assert float32["prefill_top1_agreement"] == 1.0 and float32["decode_top1_agreement"] == 1.0
     assert all(step["max_abs_diff"] <= 1e-4 for step in float32["steps"])
     # int8 is reported, not held: finite, and the files are smaller.
-    assert 0 < int8["max_abs_diff"] < 10 and 0 <= int8["top1_agreement"] <= 1 and len(int8["steps"]) == 8
+    assert 0 < int8["max_abs_diff"] < 10 and len(int8["steps"]) == 8
+    assert 0 <= int8["prefill_top1_agreement"] <= 1 and 0 <= int8["decode_top1_agreement"] <= 1
     assert int8["prefill_bytes"] < float32["prefill_bytes"] and int8["decode_step_bytes"] < float32["decode_step_bytes"]
     assert set(float32["latency_ms"]) == {"prefill", "decode_step"} and steps["keras_latency_ms"]["decode_step"] > 0
 

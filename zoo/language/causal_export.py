@@ -15,7 +15,7 @@ whose run.json names `export_arrays`) writes, through `export.export_model`:
 - `prefill_<q>.tflite` and `decode_step_<q>.tflite` (float32 and int8 by default): batch 1, static
   shapes, builtin ops only, the cache as named inputs and outputs (`zoo.language.tflite_generation`
   runs them). Integer files keep `token_ids`, `token` and `position` int32; the logits and the cache
-  are int8. They are checked against Keras step by step (`check_steps`: the same windows prefilled,
+  are int8. They are checked against Keras step by step (`tflite_generation.check_steps`: the same windows prefilled,
   then the same tokens decoded, each side feeding back its own cache), and the per-step max abs
   diff and top-1 agreement go into the report's "extra_artifacts" (float32 held to
   `STEP_LIMITS`; int8 reported).
@@ -100,10 +100,10 @@ def generate_function(model: PerceiverAR, stride: int | None = None) -> Any:
         count = tf.maximum(tf.size(ids), prefix + 1)
         window = tf.concat([tf.fill([count - tf.size(ids)], pad), ids, tf.fill([length - count], pad)], 0)
         logits, cache = read(window, count)
-        seed = tf.stack([seed, tf.cast(index, tf.int64)])
+        seed = tf.stack([seed, tf.cast(index, tf.int64)])  # each prompt its own stream, each step its own seed
 
         def body(i, count, logits, cache, new):
-            token = _sample(logits, *sampling, seed + tf.stack([tf.cast(i, tf.int64), tf.constant(0, tf.int64)]))
+            token = _sample(logits, *sampling, tf.random.experimental.stateless_fold_in(seed, i))
             new = new.write(i, token)
 
             def slide():  # full: slide by `stride` and read the window again
@@ -214,7 +214,8 @@ class StepReport:
             lines.append(
                 f"  {name}: {v['prefill_bytes'] / 1024:.1f} + {v['decode_step_bytes'] / 1024:.1f} KiB; max abs diff "
                 f"{v['max_abs_diff']:.3g} (prefill {v['steps'][0]['max_abs_diff']:.3g}, last step "
-                f"{v['steps'][-1]['max_abs_diff']:.3g}), top-1 agreement {v['top1_agreement']:.4f}; latency "
+                f"{v['steps'][-1]['max_abs_diff']:.3g}), top-1 agreement prefill {v['prefill_top1_agreement']:.4f}, "
+                f"decode steps {v['decode_top1_agreement']:.4f}; latency "
                 f"prefill {latency.get('prefill', 0):.2f} ms, decode step {latency.get('decode_step', 0):.2f} ms; "
                 f"float ops {v['float_ops']}  {result}")
         return "\n".join(lines)

@@ -1,18 +1,19 @@
 """A Perceiver AR's two .tflite files, `prefill_<q>.tflite` and `decode_step_<q>.tflite`: traced, run, checked.
 
 `step_functions` traces the two signatures that `zoo.language.causal_export.write_step_files` (and
-`python -m export RUN` of a causal language model run) converts: batch 1, static shapes, builtin
-ops only. `prefill` reads a full
-window of L token ids (right-padded beyond its tokens) into next-token logits (1, N, V) and the
-cache; `decode_step` takes one token at a window position with the cache and returns the next
-logits (1, V) and the updated cache. The cache is named tensors, exactly `PerceiverAR.prefill`'s:
-`token_ids` (1, L) int32 and `cross_keys`, `cross_values` (layers, 1, H, L, d), `self_keys`,
-`self_values` (layers, 1, H, N, d). Integer files take and return float caches here (quantized
-and dequantized with each tensor's own scale), so caches pass between the files like Keras'.
+`python -m export RUN` of a causal language model run) converts: batch 1, static shapes, builtin ops
+only. `prefill` reads a full window of L token ids (right-padded beyond its tokens) into next-token
+logits (1, N, V) and the cache; `decode_step` takes one `token` (1,) at a window `position` (a
+scalar) with the cache and returns the next logits (1, V) and the updated cache. The cache is named
+tensors, exactly `PerceiverAR.prefill`'s: `token_ids` (1, L) int32 and `cross_keys`, `cross_values`
+(layers, 1, H, L, d), `self_keys`, `self_values` (layers, 1, H, N, d). Integer files take and
+return float caches here (quantized and dequantized with each tensor's own scale), so caches pass
+between the files like Keras'.
 
-`check_steps` compares the files with Keras step by step. `TFLiteGenerator.generate` follows `zoo.language.generate` step for step (left padding to P + 1,
-a prompt longer than L cut from the left with a warning, strided sliding when the window is full,
-the same sampling), so greedy decoding gives the same bytes as the Keras model when the logits agree.
+`check_steps` compares the files with Keras step by step. `TFLiteGenerator.generate` follows
+`zoo.language.generate` step for step (left padding to P + 1, a prompt longer than L cut from the
+left with a warning, strided sliding when the window is full, the same NumPy sampling), so it gives
+the same bytes as the Keras model, greedy or with a seed, when the logits agree.
 
     generator = TFLiteGenerator("exports/pydoc_ar/prefill_float32.tflite",
                                 "exports/pydoc_ar/decode_step_float32.tflite")
@@ -208,7 +209,8 @@ def check_steps(model: PerceiverAR, generator: TFLiteGenerator, windows: np.ndar
 
     Each window (n, L) is prefilled with its first L - num_steps ids on both sides (logits of the real
     latent rows compared), then its next `num_steps` ids are decoded one at a time, each side feeding
-    back its own cache. Returns {"max_abs_diff", "top1_agreement", "steps": [per step: "step" (0: the
+    back its own cache. Returns {"max_abs_diff", "prefill_top1_agreement" (over the prefill's real
+    latent rows), "decode_top1_agreement" (over every decode step), "steps": [per step: "step" (0: the
     prefill), "max_abs_diff", "top1_agreement"]}, agreement as the fraction of argmax predictions equal.
     """
     prefill, decode = functions or step_functions(model)
@@ -235,5 +237,6 @@ def check_steps(model: PerceiverAR, generator: TFLiteGenerator, windows: np.ndar
             agree[step].extend(np.argmax(want, -1) == np.argmax(got, -1))
     steps = [{"step": step, "max_abs_diff": max(diffs[step]), "top1_agreement": float(np.mean(agree[step]))}
              for step in range(num_steps + 1)]
-    return {"max_abs_diff": max(s["max_abs_diff"] for s in steps),
-            "top1_agreement": float(np.mean(np.concatenate([np.asarray(a, bool) for a in agree]))), "steps": steps}
+    return {"max_abs_diff": max(s["max_abs_diff"] for s in steps), "prefill_top1_agreement": steps[0]["top1_agreement"],
+            "decode_top1_agreement": float(np.mean(np.concatenate([np.asarray(a, bool) for a in agree[1:]]))),
+            "steps": steps}
