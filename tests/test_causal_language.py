@@ -198,3 +198,17 @@ def test_tune_searches_perceiver_ar_widths_under_their_own_names(tmp_path):
         assert trial["num_self_attention_layers"] in (1, 2) and "num_latents" not in trial
         assert 0 < trial["objective"] < 9
     assert json.loads((out / "best" / "run.json").read_text())["status"] == "finished"
+
+
+def test_every_byte_evaluation_scores_each_byte_of_the_stream_once_after_a_full_window():
+    docs = causal_data.causal_documents("pydoc", "validation", take=3)
+    stream = np.concatenate(list(causal_data.byte_stream(docs).as_numpy_iterator()))
+    x, y = _windows(causal_data.causal_lm_dataset(docs, sequence_length=40, num_latents=8, batch_size=16,
+                                                  training=False, eval_window=60, every_byte=True))
+    first = 64 - 8  # the first window (ceil(61 / 8) = 8 blocks) scores its last block
+    blocks = (len(stream) // 8) - 7
+    assert len(y) == blocks
+    np.testing.assert_array_equal(y.ravel(), stream[first:first + 8 * blocks])
+    for row in (0, 5, blocks - 1):  # each window is the 40 ids before its targets' last id
+        end = first + 8 * row + 8
+        np.testing.assert_array_equal(x[row], stream[end - 41:end - 1])

@@ -41,7 +41,7 @@ def byte_stream(docs: tf.data.Dataset) -> tf.data.Dataset:
 
 def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latents: int, batch_size: int,
                       training: bool, seed: int = 0, take: int | None = None,
-                      eval_window: int | None = None) -> tf.data.Dataset:
+                      eval_window: int | None = None, every_byte: bool = False) -> tf.data.Dataset:
     """Windows of the documents' byte stream as (x (B, L) int32, y (B, N) int32).
 
     Args:
@@ -55,6 +55,9 @@ def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latent
         take: keep only the first `take` windows.
         eval_window: cut windows of `eval_window + 1` ids (>= L + 1) and keep their last L + 1, so
             models of different L are scored on the same targets.
+        every_byte: (evaluation) overlapping windows, one every N ids, so that every id of the stream
+            after the first window's prefix is a target exactly once, with a full window before it
+            (the held-out score of the whole split, not of one N in every L + 1 ids).
     """
     check_positive(sequence_length=sequence_length, num_latents=num_latents, batch_size=batch_size, take=take,
                    eval_window=eval_window)
@@ -72,7 +75,17 @@ def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latent
         offsets = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         stream = tf.data.Dataset.zip((stream.enumerate(), offsets)).map(
             lambda indexed, offset: indexed[1][tf.cast(tf.where(indexed[0] == 0, offset % (cut + 1), 0), tf.int32):])
-    windows = stream.rebatch(cut + 1, drop_remainder=True)
+    if every_byte:
+        if training:
+            raise ValueError("Expected every_byte=True only for evaluation (training=False). Received: training=True")
+        # Blocks of N ids; a window is the k blocks ending at each block (k N >= cut + 1), cut to its last
+        # cut + 1 ids: its last N, the targets, are that block.
+        blocks = stream.rebatch(num_latents, drop_remainder=True)
+        count = -(-(cut + 1) // num_latents)
+        windows = blocks.window(count, shift=1, drop_remainder=True).flat_map(lambda w: w.batch(count))
+        windows = windows.map(lambda w: tf.reshape(w, [-1])[-(cut + 1):])
+    else:
+        windows = stream.rebatch(cut + 1, drop_remainder=True)
     if take is not None:
         windows = windows.take(take)
     if training:

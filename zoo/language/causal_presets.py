@@ -26,8 +26,11 @@ def build_causal_language_model(vocabulary_size: int = VOCAB_SIZE, max_sequence_
                        epsilon=epsilon, kernel_initializer=kernel_initializer, seed=seed, name=name)
 
 
+# Fan-in kernels (lecun_normal), as the small Perceiver IO presets: with the reference's normal(0.02), 1,000 steps
+# left pydoc_ar at 2.84 held-out bits per byte (behind pydoc_transformer's 2.46), its attention over 1,024 positions
+# still nearly uniform; with lecun_normal 2.33 and 2.37 (66 windows' last 128 bytes, the evaluation then).
 _SMALL = dict(num_latents=128, num_channels=128, num_heads=4, head_channels=32, num_self_attention_layers=3,
-              widening_factor=4, dropout=0.1)
+              widening_factor=4, dropout=0.1, kernel_initializer="lecun_normal")
 _SMALL_TRAINING = dict(epochs=10, steps_per_epoch=100, batch_size=16, optimizer="adamw", learning_rate=1e-3,
                        weight_decay=0.01, schedule="cosine", warmup_epochs=1)
 

@@ -158,7 +158,11 @@ class CausalLanguageModelingRecipe(Recipe):
     check = MaskedLanguageModelingRecipe.check
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
-        """(train, validation) pipelines of (x (B, L), y (B, N)); validation windows of the preset's eval_window."""
+        """(train, validation) pipelines of (x (B, L), y (B, N)).
+
+        Validation scores every held-out byte once (overlapping windows of the preset's eval_window, one
+        every N bytes), so models of one N but different contexts are scored on the same bytes.
+        """
         source = _corpus(preset, options)
         files, data_dir = options.get("text_files"), options.get("data_dir")
         common = dict(_causal_windows(preset), batch_size=batch_size, seed=seed)
@@ -167,7 +171,8 @@ class CausalLanguageModelingRecipe(Recipe):
         # A corpus is a stream: epochs are `steps_per_epoch` batches of an endless repetition.
         train = causal_data.causal_lm_dataset(train_docs, training=True, take=options.get("take"), **common).repeat()
         test = causal_data.causal_lm_dataset(test_docs, training=False, take=options.get("eval_take"),
-                                             eval_window=preset.metadata.get("eval_window"), **common)
+                                             eval_window=preset.metadata.get("eval_window"), every_byte=True,
+                                             **common)
         return train, test
 
     def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
