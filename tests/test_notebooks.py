@@ -23,6 +23,8 @@ BUDGETS = {
                         "TUNING_LATENCY_RUNS": "0"},
     "08_fine_tuning.ipynb": {"FINETUNE_SOURCE_EPOCHS": "1", "FINETUNE_STEPS": "4", "FINETUNE_EVAL_EVERY": "4",
                              "FINETUNE_SEEDS": "1", "FINETUNE_LATENCY_RUNS": "0"},
+    "09_perceiver_ar.ipynb": {"PERCEIVER_AR_STEPS": "4", "PERCEIVER_AR_BATCH_SIZE": "2", "PERCEIVER_AR_NEW_BYTES": "8",
+                              "PERCEIVER_AR_LATENCY_RUNS": "2"},
 }
 # On a small budget, tracing a model's train and test steps into graphs (10-20 s a model on two shared
 # cores) can cost more than running its few steps eagerly: these notebooks fit their models for a few
