@@ -119,7 +119,7 @@ class CausalSelfAttention(_CausalAttention):
         num_heads: int, attention heads.
         head_channels: int, query/key/value channels per head.
         rotary_channels: even int <= head_channels, channels of each head rotated by position
-            (default max(32, head_channels // 2), as the reference).
+            (default max(32, head_channels // 2) as the reference, at most head_channels).
         dropout: float, dropout on the attention probabilities.
         epsilon: LayerNorm epsilon (the reference's 1e-5).
         kernel_initializer: initializer of the projections (default normal, stddev 0.02).
@@ -128,6 +128,8 @@ class CausalSelfAttention(_CausalAttention):
         latents: tensor (B, N, D).
         first_position: int or scalar tensor, the window position of latent 0 (the prefix length).
         training: bool, enables dropout.
+        return_cache: bool, also return the rotated keys and values (B, heads, N, head_channels)
+            that `step` continues from.
 
     Example:
     >>> layer = CausalSelfAttention(num_heads=2, head_channels=32)
@@ -194,6 +196,8 @@ class CausalCrossAttention(_CausalAttention):
         prefix_mask: optional (B, P), True where a prefix position may be attended to (False for
             padding).
         training: bool, enables both dropouts.
+        return_cache: bool, also return the rotated keys and values of every window position
+            (B, heads, P + N, head_channels) that `step` continues from (no prefix dropout then).
 
     Example:
     >>> layer = CausalCrossAttention(num_heads=2, head_channels=32)
