@@ -84,6 +84,7 @@ def write_inference_page(results: dict, path: Path) -> Path:
         f"TensorFlow {peak.get('tensorflow', float('nan')):.1f} GFLOP/s.",
         "",
         inference.table(results),
+        *inference.memory_notes(results),
         "## Targets (ImageNet Fourier, this run; the issue sets them at batch 1)",
         "",
         *inference.verdicts(results),

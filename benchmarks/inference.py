@@ -5,7 +5,9 @@ Engines (each in its own process, same configuration, same random weights, same 
 - `keras-tf` / `keras-tf-xla`: our Keras model on TensorFlow through `model.predict_on_batch`
   after `model.compile(jit_compile=False|True)`, float32; `keras-tf-xla-xnn` also sets
   `XLA_FLAGS=--xla_cpu_experimental_xnn_fusion_type=dot` (XLA hands its dots to XNNPACK);
-  `keras-tf-xla-bf16` runs under the `mixed_bfloat16` policy.
+  `keras-tf-xla-bf16` runs under the `mixed_bfloat16` policy; `keras-tf-sysalloc` is `keras-tf` with
+  `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1` (oneDNN's tensors from malloc instead of TensorFlow's BFC pool,
+  which keeps the largest activations' memory after a call).
 - `tflite-float32|float16|dynamic|int8`: our builtin-ops-only .tflite (static batch) in LiteRT with
   XNNPACK, threads = cores.
 - `keras-jax`: our Keras model on the JAX backend (`predict_on_batch`, jitted).
@@ -33,15 +35,16 @@ from benchmarks import harness, models
 USER_ENGINES = ("user-predict", "user-predict-on-batch", "user-call", "user-tf-function")
 """What a user calls on a model as the zoo hands it over (no compile of ours)."""
 ENGINES = (
-    "torch", "keras-tf", "keras-tf-xla", "keras-tf-xla-xnn", "keras-tf-xla-bf16",
+    "torch", "keras-tf", "keras-tf-sysalloc", "keras-tf-xla", "keras-tf-xla-xnn", "keras-tf-xla-bf16",
     "tflite-float32", "tflite-float16", "tflite-dynamic", "tflite-int8", "keras-jax", *USER_ENGINES,
 )
-QUICK_ENGINES = ("torch", "keras-tf", "keras-tf-xla", "tflite-float32", "tflite-dynamic", "tflite-int8", "keras-jax",
+QUICK_ENGINES = ("torch", "keras-tf", "keras-tf-sysalloc", "keras-tf-xla", "tflite-float32", "tflite-dynamic", "tflite-int8", "keras-jax",
                  *USER_ENGINES)
 """`make bench-quick`: the headline engines and every user path (the bf16 and XNN-dot XLA rows are `make bench`'s)."""
 SIGNATURE = "serving_default"
 XNN_DOTS = {"XLA_FLAGS": "--xla_cpu_experimental_xnn_fusion_type=dot"}
-ENGINE_ENV = {"keras-tf-xla-xnn": XNN_DOTS}
+SYSTEM_ALLOCATOR = {"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"}
+ENGINE_ENV = {"keras-tf-xla-xnn": XNN_DOTS, "keras-tf-sysalloc": SYSTEM_ALLOCATOR}
 
 
 # --- jobs, run inside `python -m benchmarks.worker` -------------------------------------------------
@@ -74,15 +77,19 @@ def prepare_job(job: dict[str, Any]) -> dict[str, Any]:
     return {"flops_per_sample": models.reference_flops(model, 1)}
 
 
-def _timed(job: dict[str, Any], predict, feed) -> dict[str, Any]:
-    """Warm-up (compiles, packs weights), then resets the peak-memory mark and times `predict(feed)`."""
+def _timed(job: dict[str, Any], predict, feed, runtime_mib: float) -> dict[str, Any]:
+    """Warm-up (compiles, packs weights), then resets the peak-memory mark and times `predict(feed)`.
+
+    `runtime_mib` is the process's RSS after the engine's imports, before its model was built: the
+    runtime's own footprint, which no model or batch size changes.
+    """
     before = harness.memory_mib()["rss_mib"]
     outputs = predict(feed)
     harness.reset_peak_memory()
     timing = harness.time_calls(lambda: predict(feed), warmup=job["warmup"] - 1, repeats=job["repeats"])
     memory = harness.memory_mib()
     np.save(Path(job["folder"]) / f"outputs_{job['engine']}_{job['batch_size']}.npy", np.asarray(outputs))
-    return {**timing, "loaded_rss_mib": before, "peak_rss_mib": memory["peak_rss_mib"]}
+    return {**timing, "runtime_rss_mib": runtime_mib, "loaded_rss_mib": before, "peak_rss_mib": memory["peak_rss_mib"]}
 
 
 def torch_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +97,8 @@ def torch_job(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(harness.threads())
     model = models.get(job["model"])
+    models.reference_class(model)  # transformers imports the model's code on first access
+    runtime = harness.memory_mib()["rss_mib"]
     reference = models.load_reference(model, Path(job["folder"]) / "reference")
     images = np.load(Path(job["folder"]) / f"images_{job['batch_size']}.npy")
     pixels = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
@@ -98,7 +107,7 @@ def torch_job(job: dict[str, Any]) -> dict[str, Any]:
         with torch.inference_mode():
             return reference(pixel_values=x).logits.numpy()
 
-    return _timed(job, predict, pixels)
+    return _timed(job, predict, pixels, runtime)
 
 
 def keras_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -106,12 +115,14 @@ def keras_job(job: dict[str, Any]) -> dict[str, Any]:
 
     from zoo.convert import from_transformers
 
+    runtime = harness.memory_mib()["rss_mib"]
     if job["engine"].endswith("bf16"):
         keras.config.set_dtype_policy("mixed_bfloat16")
     model = from_transformers(Path(job["folder"]) / "reference")
-    model.compile(jit_compile=job["engine"] != "keras-tf")
+    model.compile(jit_compile=job["engine"] == "keras-jax" or "-xla" in job["engine"])
     images = np.load(Path(job["folder"]) / f"images_{job['batch_size']}.npy")
-    result = _timed(job, lambda x: keras.ops.convert_to_numpy(model.predict_on_batch(x)).astype("float32"), images)
+    result = _timed(job, lambda x: keras.ops.convert_to_numpy(model.predict_on_batch(x)).astype("float32"), images,
+                    runtime)
     return {**result, "backend": keras.backend.backend(), "policy": keras.config.dtype_policy().name}
 
 
@@ -121,6 +132,7 @@ def user_job(job: dict[str, Any]) -> dict[str, Any]:
 
     from zoo.convert import from_transformers
 
+    runtime = harness.memory_mib()["rss_mib"]
     model = from_transformers(Path(job["folder"]) / "reference")
     images = np.load(Path(job["folder"]) / f"images_{job['batch_size']}.npy")
     if job["engine"] == "user-predict":
@@ -138,7 +150,7 @@ def user_job(job: dict[str, Any]) -> dict[str, Any]:
 
         def predict(x):
             return function(x, training=False)
-    result = _timed(job, lambda x: keras.ops.convert_to_numpy(predict(x)).astype("float32"), images)
+    result = _timed(job, lambda x: keras.ops.convert_to_numpy(predict(x)).astype("float32"), images, runtime)
     return {**result, "backend": keras.backend.backend()}
 
 
@@ -180,6 +192,7 @@ def tflite_job(job: dict[str, Any]) -> dict[str, Any]:
     """Times a .tflite file in a process that imports only LiteRT and numpy, as a deployment would."""
     from ai_edge_litert.interpreter import Interpreter
 
+    runtime = harness.memory_mib()["rss_mib"]
     folder = Path(job["folder"])
     interpreter = Interpreter(model_path=str(folder / _tflite_file(job)), num_threads=harness.threads())
     runner = interpreter.get_signature_runner(SIGNATURE)
@@ -196,7 +209,26 @@ def tflite_job(job: dict[str, Any]) -> dict[str, Any]:
         output = runner(**feed)[output_name]
         return (output.astype("float32") - out_zero_point) * out_scale if out_scale else output
 
-    return _timed(job, predict, feed)
+    return _timed(job, predict, feed, runtime)
+
+
+OPTIONAL_PACKAGES = ("jax", "sklearn", "matplotlib", "scipy", "pandas")
+"""Imported by `import tensorflow` when installed (LiteRT's converter utilities import jax; TensorFlow loads
+`keras.src`, which imports scikit-learn, matplotlib and scipy for its wrappers and plots); none computes here."""
+
+
+def runtime_job(job: dict[str, Any]) -> dict[str, Any]:
+    """RSS after `import tensorflow, keras` with `job["hidden"]` made unimportable: TensorFlow's own footprint
+    in an environment without those packages (the engines' `runtime MiB` is this venv's, with them)."""
+    import sys
+
+    for name in job.get("hidden", ()):
+        sys.modules[name] = None  # `import name` raises ImportError, as if not installed
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    loaded = sorted(name for name in OPTIONAL_PACKAGES if sys.modules.get(name) is not None)
+    return {"rss_mib": harness.memory_mib()["rss_mib"], "hidden": list(job.get("hidden", ())), "loaded": loaded}
 
 
 JOBS = {"torch": "torch_job", "torch-again": "torch_job", "keras-jax": "keras_job",
@@ -266,7 +298,10 @@ def measure(model_names, batch_sizes, engines, *, warmup: int, repeats: int, tim
                                                                 timeout_s)
         journal.add("matmul_peak", peak)
         log(f"matmul peak: {peak}")
-        results = {"matmul_peak": peak, "models": {}}
+        hidden = {"run": "benchmarks.inference:runtime_job", "hidden": list(OPTIONAL_PACKAGES)}
+        runtime = journal.get("runtime_without_optional") or harness.run_worker(hidden, timeout_s)
+        journal.add("runtime_without_optional", runtime)
+        results = {"matmul_peak": peak, "runtime_without_optional": runtime, "models": {}}
         for name in model_names:
             folder = Path(root) / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -335,16 +370,26 @@ def _working(run: dict[str, Any]) -> float:
     return run["peak_rss_mib"] - run["loaded_rss_mib"]
 
 
+def _model_memory(run: dict[str, Any]) -> float | None:
+    """Peak RSS less the runtime's own footprint: the model, its compiled functions and activations."""
+    return run["peak_rss_mib"] - run["runtime_rss_mib"] if "runtime_rss_mib" in run else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def table(results: dict[str, Any]) -> str:
     columns = ["model", "batch", "engine", "median latency (ms)", "throughput (img/s)", "GFLOP/s",
-               "% of matmul peak", "speed-up vs torch", "peak RSS (MiB)", "RSS vs torch", "working MiB",
-               "working vs torch", "max abs diff", "top-1 agree"]
+               "% of matmul peak", "speed-up vs torch", "peak RSS (MiB)", "RSS vs torch", "runtime MiB",
+               "model + activations MiB", "model + activations vs torch", "working MiB", "working vs torch",
+               "max abs diff", "top-1 agree"]
     rows, peak = [], _peak_gflops(results)
     for name, entry in results["models"].items():
         reference = _references(entry)
         for run in entry["runs"]:
             if "error" in run:
-                rows.append([name, run["batch_size"], run["engine"], f"failed: {run['error']}"] + [None] * 10)
+                rows.append([name, run["batch_size"], run["engine"], f"failed: {run['error']}"] + [None] * 13)
                 continue
             torch_run = reference.get(run["batch_size"], {})
             gflops = entry["flops_per_sample"] * run["batch_size"] / run["median_s"] / 1e9
@@ -354,6 +399,8 @@ def table(results: dict[str, Any]) -> str:
                 torch_run.get("median_s", float("nan")) / run["median_s"] if "median_s" in torch_run else None,
                 run["peak_rss_mib"],
                 run["peak_rss_mib"] / torch_run["peak_rss_mib"] if "peak_rss_mib" in torch_run else None,
+                run.get("runtime_rss_mib"), _model_memory(run),
+                _ratio(_model_memory(run), _model_memory(torch_run)) if "peak_rss_mib" in torch_run else None,
                 _working(run), _working(run) / _working(torch_run) if "peak_rss_mib" in torch_run else None,
                 run.get("max_abs_diff"), run.get("top1_agreement"),
             ])
@@ -361,10 +408,31 @@ def table(results: dict[str, Any]) -> str:
 
 
 TARGETS = (  # (what, engines, minimum speed-up over torch float32); the issue sets them at batch 1
-    ("Keras/TF float32", ("keras-tf", "keras-tf-xla", "keras-tf-xla-xnn"), 1.2),
+    ("Keras/TF float32", ("keras-tf", "keras-tf-sysalloc", "keras-tf-xla", "keras-tf-xla-xnn"), 1.2),
     ("best Keras/TF mixed bfloat16", ("keras-tf-xla-bf16",), 2.0),
     ("TFLite int8 (XNNPACK)", ("tflite-int8",), 2.5),
 )
+
+
+def memory_notes(results: dict[str, Any]) -> list[str]:
+    """What the memory columns mean, and TensorFlow's footprint without the optional packages it imports."""
+    lines = [
+        "Memory columns: `runtime MiB` is the worker's RSS after the engine's imports (framework and model code:",
+        "torch + transformers' Perceiver module; TensorFlow + Keras + perceiver_keras + zoo.convert; LiteRT alone),",
+        "before any model is built: the runtime's own footprint, the same for every model. `model + activations` is",
+        "the peak RSS less that footprint: weights, compiled functions, allocator pools and activations. Every",
+        "figure is the whole worker process.",
+    ]
+    runtime = results.get("runtime_without_optional", {})
+    if "rss_mib" in runtime:
+        lines += [
+            "",
+            f"`import tensorflow, keras` with {', '.join(runtime['hidden'])} made unimportable (as in an environment "
+            f"without them): {runtime['rss_mib']:,.0f} MiB. `import tensorflow` imports them when they are installed "
+            "(LiteRT's converter utilities import jax; TensorFlow loads `keras.src`, whose wrappers and plots import "
+            "scikit-learn, matplotlib and scipy), so the keras-tf rows' runtime in this environment includes them.",
+        ]
+    return lines + [""]
 
 
 def verdicts(results: dict[str, Any], model: str = "imagenet_fourier") -> list[str]:
@@ -388,4 +456,10 @@ def verdicts(results: dict[str, Any], model: str = "imagenet_fourier") -> list[s
                 for (e, b), r in sorted(runs.items()) if b == batch_size and not e.startswith("torch")]
         lines.append(f"- Peak RSS / working memory vs torch at batch {batch_size} (target <= 1.00x): "
                      + ", ".join(over))
+        split = [f"{e} {r['runtime_rss_mib']:,.0f} MiB ({100 * r['runtime_rss_mib'] / r['peak_rss_mib']:.0f}% of "
+                 f"its peak; model + activations {_model_memory(r):,.0f} MiB)"
+                 for (e, b), r in sorted(runs.items()) if b == batch_size and "runtime_rss_mib" in r]
+        if split:
+            lines.append(f"- Runtime's own footprint at batch {batch_size} (RSS after the engine's imports, before "
+                         "its model is built): " + ", ".join(split))
     return lines or ["- The reference did not run: no ratios."]

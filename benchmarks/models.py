@@ -80,10 +80,15 @@ def save_reference(model: BenchModel, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def load_reference(model: BenchModel, folder: Path):
+def reference_class(model: BenchModel):
+    """transformers' class of the model (importing it loads transformers' Perceiver code)."""
     import transformers
 
-    return getattr(transformers, model.head).from_pretrained(folder).eval()
+    return getattr(transformers, model.head)
+
+
+def load_reference(model: BenchModel, folder: Path):
+    return reference_class(model).from_pretrained(folder).eval()
 
 
 def reference_flops(model: BenchModel, batch_size: int) -> int:

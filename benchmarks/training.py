@@ -75,11 +75,32 @@ def torch_job(job: dict[str, Any]) -> dict[str, Any]:
 
     timing = harness.time_calls(step, job["warmup"], job["steps"])
     dropouts = [m.p for m in reference.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+
+    def forward():
+        return torch.nn.functional.cross_entropy(reference(pixel_values=pixels).logits, targets)
+
+    def forward_backward():
+        optimizer.zero_grad()
+        forward().backward()
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        forward_backward()
     return {
         "median_s": timing["median_s"], "first_step_s": durations[0], "mean_loss": statistics.fmean(losses),
         "parameters": sum(p.numel() for p in reference.parameters()), "active_dropout_layers": len(dropouts),
-        "dtype_policy": "float32", "loss_scale": "none",
+        "dtype_policy": "float32", "loss_scale": "none", "step_flops": int(counter.get_total_flops()),
+        **_breakdown(forward, forward_backward, optimizer.step, job),
     }
+
+
+def _breakdown(forward, forward_backward, apply, job: dict[str, Any]) -> dict[str, float]:
+    """Median seconds of the forward pass (with the loss), of forward + backward, and of the optimizer update
+    alone (on the last gradients), each timed on its own: where a step's time goes."""
+    timed = {name: harness.time_calls(fn, job["warmup"], job["steps"])["median_s"]
+             for name, fn in (("forward_s", forward), ("forward_backward_s", forward_backward), ("optimizer_s", apply))}
+    return {**timed, "backward_s": timed["forward_backward_s"] - timed["forward_s"]}
 
 
 def keras_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +128,31 @@ def keras_job(job: dict[str, Any]) -> dict[str, Any]:
         "median_s": statistics.median(timer.durations[job["warmup"]:]), "first_step_s": timer.durations[0],
         "mean_loss": float(history.history["loss"][-1]), "parameters": model.count_params(),
         "active_dropout_layers": len(dropouts), "dtype_policy": model.dtype_policy.name,
-        "loss_scale": "dynamic" if scaled else "none",
+        "loss_scale": "dynamic" if scaled else "none", **_keras_breakdown(model, images, labels, job),
     }
+
+
+def _keras_breakdown(model, images: np.ndarray, labels: np.ndarray, job: dict[str, Any]) -> dict[str, float]:
+    """The fitted model's forward, forward + backward and optimizer update, each in its own `tf.function`
+    compiled as `fit`'s (XLA or not), after the timed `fit`."""
+    import tensorflow as tf
+
+    x, y, variables = tf.constant(images), tf.constant(labels), model.trainable_variables
+
+    def loss():
+        return model.compute_loss(x=x, y=y, y_pred=model(x, training=True), training=True)
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            value = loss()
+        return tape.gradient(value, variables)
+
+    compiled = dict(jit_compile=job["jit_compile"], autograph=False)
+    forward, forward_backward = tf.function(loss, **compiled), tf.function(gradients, **compiled)
+    last = forward_backward()
+    apply = tf.function(lambda: model.optimizer.apply(last, variables), **compiled)
+
+    return _breakdown(forward, forward_backward, apply, job)  # eager calls of a tf.function return when it is done
 
 
 def _job(engine: str, model: str, folder: Path, batch_size: int, steps: int, warmup: int) -> dict[str, Any]:
@@ -131,6 +175,7 @@ def run(out_dir: Path, *, model: str = "small_fourier", batch_size: int = 8, ste
     results: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()[0]
     path = Path(out_dir) / "training.md"
+    peak = harness.run_worker({"run": "benchmarks.inference:matmul_peak_job", "repeats": 5 if toy else 20})
     with tempfile.TemporaryDirectory(prefix="perceiver-training-") as folder:
         models.save_reference(spec, Path(folder))
         for index, engine in enumerate(ENGINES, 1):
@@ -138,11 +183,12 @@ def run(out_dir: Path, *, model: str = "small_fourier", batch_size: int = 8, ste
                 _job(engine, spec.name, Path(folder), batch_size, steps, warmup), timeout_s=600 if toy else 7200
             )
             if index < len(ENGINES):  # a crash or Ctrl-C keeps the engines measured so far
-                page = _page(spec, batch_size, steps, warmup, results, command, toy, (load_before, os.getloadavg()[0]))
+                page = _page(spec, batch_size, steps, warmup, results, command, toy, (load_before, os.getloadavg()[0]),
+                             peak)
                 harness.write_page(path, f"**Incomplete: {index} of {len(ENGINES)} engines measured so far.**\n\n"
                                          + page)
     load = (load_before, os.getloadavg()[0])
-    return harness.write_page(path, _page(spec, batch_size, steps, warmup, results, command, toy, load))
+    return harness.write_page(path, _page(spec, batch_size, steps, warmup, results, command, toy, load, peak))
 
 
 def _ok(result: dict[str, Any]) -> bool:
@@ -170,6 +216,14 @@ def _target_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _peak_sentence(peak: dict[str, Any]) -> str:
+    if "error" in peak or not peak:
+        return f"Matmul peak: not measured ({peak.get('error', 'no result')})."
+    return (f"Matmul peak measured in this run (2048^3 float32, `inference.matmul_peak_job`): torch "
+            f"{peak['torch']:.1f} GFLOP/s (its GEMM library: MKL), TensorFlow {peak['tensorflow']:.1f} GFLOP/s "
+            "(oneDNN); a training step is mostly matmuls, so neither engine's step can beat its own peak.")
+
+
 def _dropout_sentence(results: dict[str, dict[str, Any]]) -> str:
     counts = {e: r["active_dropout_layers"] for e, r in results.items() if "active_dropout_layers" in r}
     if not counts:
@@ -182,11 +236,13 @@ def _dropout_sentence(results: dict[str, dict[str, Any]]) -> str:
 
 def _page(spec: models.BenchModel, batch_size: int, steps: int, warmup: int,
           results: dict[str, dict[str, Any]], command: str, toy: bool,
-          load: tuple[float, float]) -> str:
+          load: tuple[float, float], peak: dict[str, Any]) -> str:
     parameters = next((r["parameters"] for r in results.values() if "parameters" in r), None)
     config = ", ".join(f"{k}={v}" for k, v in spec.config.items())
-    columns = ["engine", "median step (s)", "samples/s", "speed-up vs torch", "peak RSS (MiB)",
-               "peak RSS / torch", "mean loss", "first step (s)", "dtype policy", "loss scale"]
+    columns = ["engine", "median step (s)", "samples/s", "speed-up vs torch", "step GFLOP/s", "forward (s)",
+               "backward (s)", "optimizer (s)", "peak RSS (MiB)", "peak RSS / torch", "mean loss", "first step (s)",
+               "dtype policy", "loss scale"]
+    step_flops = results.get("torch", {}).get("step_flops")
     rows = []
     for engine, result in results.items():
         if not _ok(result):
@@ -195,7 +251,8 @@ def _page(spec: models.BenchModel, batch_size: int, steps: int, warmup: int,
             continue
         rows.append([
             engine, result["median_s"], batch_size / result["median_s"], _speedup(results, engine),
-            result["process_peak_rss_mib"], _speedup(results, engine, "process_peak_rss_mib"),
+            step_flops / result["median_s"] / 1e9 if step_flops else None,
+            *[result.get(key) for key in ("forward_s", "backward_s", "optimizer_s")], result["process_peak_rss_mib"], _speedup(results, engine, "process_peak_rss_mib"),
             result["mean_loss"], result["first_step_s"], result["dtype_policy"], result["loss_scale"],
         ])
     isa = harness.cpu_description()["isa"]
@@ -221,6 +278,14 @@ def _page(spec: models.BenchModel, batch_size: int, steps: int, warmup: int,
         + _dropout_sentence(results),
         "",
         harness.markdown_table(columns, rows),
+        "Forward (with the loss), backward (forward + backward less forward) and optimizer (the update alone, on the "
+        "last gradients) are timed on their own after the steps, each a median of the same count (Keras: each in a "
+        "`tf.function` compiled as `fit`'s, XLA or not; torch: as in its step), so they need not add up to the step. "
+        "Step GFLOP/s = the FLOPs torch counts in one forward + backward pass (`torch.utils.flop_counter`: "
+        f"{step_flops / 1e9:.1f} GFLOP) / step time, reference-equivalent: our cross-attention folds its key/value "
+        "projections and so executes fewer FLOPs than it is credited with." if step_flops else "",
+        _peak_sentence(peak),
+        "",
         *(["**Toy configuration: a smoke test of the pipeline; its times and ratios are not evidence.**", ""]
           if toy else []),
         "Targets (speed-up = torch float32 step time / Keras step time, best engine of each policy):",

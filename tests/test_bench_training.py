@@ -23,6 +23,10 @@ def test_toy_run_writes_page(tmp_path):
     assert sorted(rows) == sorted(training.ENGINES)
     for engine, cells in rows.items():
         assert float(cells[0]) > 0, (engine, cells)  # a failed engine shows "error: ..." here
+        step_gflops, forward, backward, optimizer = (float(cell) for cell in cells[3:7])
+        assert step_gflops > 0 and forward > 0 and optimizer > 0, (engine, cells)
+        assert backward == backward, (engine, cells)  # a number (a difference of medians: may be tiny)
+    assert "Matmul peak measured in this run" in page_path.read_text()
 
 
 def test_an_interrupted_run_keeps_the_engines_it_measured(tmp_path, monkeypatch):
@@ -30,6 +34,8 @@ def test_an_interrupted_run_keeps_the_engines_it_measured(tmp_path, monkeypatch)
     done = []
 
     def worker(job, timeout_s=3600, **kwargs):
+        if job["run"].endswith("matmul_peak_job"):
+            return {"torch": 100.0, "tensorflow": 90.0}
         if len(done) == 2:
             raise KeyboardInterrupt
         done.append("torch" if job["run"].endswith("torch_job") else
