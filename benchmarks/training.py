@@ -221,7 +221,8 @@ def _peak_sentence(peak: dict[str, Any]) -> str:
         return f"Matmul peak: not measured ({peak.get('error', 'no result')})."
     return (f"Matmul peak measured in this run (2048^3 float32, `inference.matmul_peak_job`): torch "
             f"{peak['torch']:.1f} GFLOP/s (its GEMM library: MKL), TensorFlow {peak['tensorflow']:.1f} GFLOP/s "
-            "(oneDNN); a training step is mostly matmuls, so neither engine's step can beat its own peak.")
+            "(oneDNN): a float32 step is mostly matmuls, and its GFLOP/s against its own framework's peak says how much of "
+            "that library's speed it gets.")
 
 
 def _dropout_sentence(results: dict[str, dict[str, Any]]) -> str:
