@@ -129,15 +129,28 @@ def _row(context: int, result: dict[str, Any]) -> list[Any]:
             f"{result['decode_s'] * 1e3:.2f}", f"{result['cache_mib']:.1f}"]
 
 
-def _exponents(points: dict[int, dict[str, Any]], fit_from: int) -> dict[str, float | None]:
-    ran = [(c, p) for c, p in sorted(points.items()) if "error" not in p and c >= fit_from]
-    return {key: growth_exponent([c for c, _ in ran], [p[key] for _, p in ran])
-            for key in ("train_step_s", "train_memory_mib", "prefill_s", "decode_s")}
+def _exponents(points: dict[int, dict[str, Any]], fit_from: int) -> tuple[dict[str, float | None], list[int]]:
+    """Growth exponents over the measured points from `fit_from` on (all measured points if fewer than 3 are)."""
+    measured = [(c, p) for c, p in sorted(points.items()) if "error" not in p]
+    ran = [(c, p) for c, p in measured if c >= fit_from]
+    ran = ran if len(ran) >= 3 else measured
+    exponents = {key: growth_exponent([c for c, _ in ran], [p[key] for _, p in ran])
+                 for key in ("train_step_s", "train_memory_mib", "prefill_s", "decode_s")}
+    return exponents, [c for c, _ in ran]
 
 
-def _page(sweep: Sweep, command: str, results: dict[str, dict[int, dict[str, Any]]], complete: bool) -> str:
+def load_average() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def _page(sweep: Sweep, command: str, results: dict[str, dict[int, dict[str, Any]]], complete: bool,
+          loads: tuple[float, float | None] = (float("nan"), None)) -> str:
     shape = sweep.shape
     lines = [harness.header("Perceiver AR scaling: cost against context length", command).rstrip(), ""]
+    after = "still running" if loads[1] is None else f"{loads[1]:.2f} after it"
+    lines += [f"1-minute load average on the cores: {loads[0]:.2f} before the run, {after} (above 1, other "
+              "processes competed for the cores and inflated the times).", ""]
     if not complete:
         lines += ["**Incomplete: the run is still going or was stopped; the points below are measured.**", ""]
     lines += [
@@ -155,9 +168,10 @@ def _page(sweep: Sweep, command: str, results: dict[str, dict[int, dict[str, Any
     for model in MODELS:
         points = results.get(model, {})
         lines += [f"## {model}", "", harness.markdown_table(columns, [_row(c, points[c]) for c in sorted(points)]), ""]
-        exponents = _exponents(points, fit_from)
+        exponents, fitted = _exponents(points, fit_from)
         described = ", ".join(f"{key} {value:.2f}" for key, value in exponents.items() if value is not None)
-        lines += [f"Growth exponent (slope of log cost against log L, L >= {fit_from:,}; 1 = linear, 2 = "
+        span = f"L {fitted[0]:,} to {fitted[-1]:,}" if fitted else "no points"
+        lines += [f"Growth exponent (slope of log cost against log L over {span}; 1 = linear, 2 = "
                   f"quadratic): {described or 'fewer than two points'}.", ""]
     shared = sorted(set(results.get("perceiver_ar", {})) & set(results.get("transformer", {})))
     ratios = [[c, f"{results['transformer'][c]['train_step_s'] / results['perceiver_ar'][c]['train_step_s']:.2f}",
@@ -175,10 +189,24 @@ def run(out_dir: Path, *, toy: bool = False, command: str = "python -m benchmark
     out_dir.mkdir(parents=True, exist_ok=True)
     page, data = out_dir / "ar_scaling.md", out_dir / "ar_scaling.json"
     results: dict[str, dict[int, dict[str, Any]]] = {model: {} for model in MODELS}
+    before = load_average()
     for context in sweep.contexts:
         for model in MODELS:
             results[model][context] = _point(model, sweep, context)
-            harness.write_page(page, _page(sweep, command, results, complete=False))
+            harness.write_page(page, _page(sweep, command, results, complete=False, loads=(before, None)))
             data.write_text(json.dumps({"sweep": asdict(sweep), "results": results}, indent=2))
-    harness.write_page(page, _page(sweep, command, results, complete=True))
+    loads = (before, load_average())
+    data.write_text(json.dumps({"sweep": asdict(sweep), "results": results, "load_average": loads}, indent=2))
+    harness.write_page(page, _page(sweep, command, results, complete=True, loads=loads))
+    return page
+
+
+def render(out_dir: Path, command: str = "python -m benchmarks ar-scaling") -> Path:
+    """Rewrites ar_scaling.md from ar_scaling.json (measured earlier) without measuring anything."""
+    saved = json.loads((out_dir / "ar_scaling.json").read_text())
+    sweep = Sweep(tuple(saved["sweep"]["contexts"]), Shape(**saved["sweep"]["shape"]), saved["sweep"]["repeats"])
+    results = {model: {int(c): p for c, p in points.items()} for model, points in saved["results"].items()}
+    loads = tuple(saved.get("load_average", (float("nan"), float("nan"))))
+    page = out_dir / "ar_scaling.md"
+    harness.write_page(page, _page(sweep, command, results, complete=True, loads=loads))
     return page

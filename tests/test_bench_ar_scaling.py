@@ -21,6 +21,11 @@ def test_toy_sweep_writes_both_models_and_their_ratios(tmp_path, monkeypatch):
     # The Transformer's cache holds every position in every layer; Perceiver AR's self-attention caches N only.
     assert results["transformer"]["128"]["cache_mib"] > results["perceiver_ar"]["128"]["cache_mib"]
     assert "| 128 |" in text.split("## Transformer / Perceiver AR")[1]
+    assert "load average" in text and "Growth exponent" in text
+    page.write_text("")
+    undated = [line for line in text.splitlines() if not line.startswith("- Date:")]
+    rendered = ar_scaling.render(tmp_path, command="test").read_text()  # the page again, from the JSON alone
+    assert [line for line in rendered.splitlines() if not line.startswith("- Date:")] == undated
 
 
 def test_points_predicted_beyond_the_memory_limit_are_not_run():
