@@ -43,8 +43,11 @@ def run_inference(args: argparse.Namespace, command: str) -> Path:
     journal_path, work_dir = args.out / f"{page}.jsonl", args.out / f".{page}.work"
     total = len(model_names) * len(batch_sizes) * (len(set(engines) - {"torch"}) + 2)
 
+    load_before = os.getloadavg()[0]
+
     def write(results: dict, complete: bool = False) -> Path:
-        results = {**results, "command": command, "warmup": args.warmup, "repeats": args.repeats}
+        results = {**results, "command": command, "warmup": args.warmup, "repeats": args.repeats,
+                   "load": [load_before, os.getloadavg()[0]]}
         done = sum(len(entry["runs"]) for entry in results["models"].values())
         if not complete:
             results["incomplete"] = f"{done} of {total} engine runs measured so far"
@@ -85,6 +88,10 @@ def write_inference_page(results: dict, path: Path) -> Path:
         "",
         inference.table(results),
         *inference.memory_notes(results),
+        *([f"1-minute load average on {harness.threads()} cores: {results['load'][0]:.1f} before the run, "
+           f"{results['load'][1]:.1f} after it (a load near or above the core count means other processes competed "
+           "for the cores and inflated the latencies; memory figures hardly depend on it).", ""]
+          if "load" in results else []),
         "## Targets (ImageNet Fourier, this run; the issue sets them at batch 1)",
         "",
         *inference.verdicts(results),
