@@ -117,3 +117,17 @@ def test_mixed_bfloat16_stays_close_to_float32():
     got = to_numpy(half(ids))
     assert got.dtype == np.float32 or str(got.dtype) == "float32"
     np.testing.assert_allclose(got, want, rtol=0.1, atol=0.1)
+
+
+def test_generation_is_the_same_with_and_without_the_cache_and_follows_new_weights():
+    from zoo.language.generation import generate
+
+    with pytest.raises(ValueError, match="vocabulary_size=20"):
+        generate(PerceiverAR(**TINY), "ab", 4)
+    model = _randomized(PerceiverAR(**dict(TINY, vocabulary_size=262)))
+    cached = generate(model, "ab", 12, greedy=True, return_bytes=True)  # 12 + 1 > N: the window slides
+    assert cached == generate(model, "ab", 12, greedy=True, use_cache=False, return_bytes=True)
+    model.set_weights([0.5 * w for w in model.get_weights()])  # compiled steps must read the weights anew
+    halved = generate(model, "ab", 12, greedy=True, return_bytes=True)
+    assert halved == generate(model, "ab", 12, greedy=True, use_cache=False, return_bytes=True)
+    assert halved != cached

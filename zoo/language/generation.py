@@ -23,7 +23,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from perceiver_keras.byte_tokenizer import BYTE_OFFSET
+from perceiver_keras.perceiver_ar import VOCAB_SIZE
+
+BYTE_OFFSET = VOCAB_SIZE - 256  # byte b is token id b + 6 (ByteTokenizer's ids)
 
 _FUNCTIONS = "_generation_functions"
 
@@ -62,7 +64,7 @@ def next_byte_id(logits: np.ndarray, rng: np.random.Generator, *, greedy: bool, 
 
 
 def _compiled(model: keras.Model) -> dict[str, Callable]:
-    """`prefill` and `decode_step` of `model`, traced once per model on TensorFlow (eager elsewhere)."""
+    """`prefill` and `decode_step` of `model`, traced once per model on TensorFlow and JAX (eager on PyTorch)."""
     functions = model.__dict__.get(_FUNCTIONS)
     if functions is None:
         functions = {"prefill": model.prefill, "decode_step": model.decode_step, "forward": model}
@@ -70,9 +72,23 @@ def _compiled(model: keras.Model) -> dict[str, Callable]:
             import tensorflow as tf
 
             functions = {name: tf.function(function, reduce_retracing=True) for name, function in functions.items()}
+        elif keras.backend.backend() == "jax":
+            functions.update(prefill=_jax_jit(model, model.prefill), decode_step=_jax_jit(model, model.decode_step))
         # Set past Keras' attribute tracking, so that saving the model never sees these functions.
         object.__setattr__(model, _FUNCTIONS, functions)
     return functions
+
+
+def _jax_jit(model: keras.Model, method: Callable) -> Callable:
+    """`method` compiled with `jax.jit`, the model's weights passed in on every call (never baked in as constants)."""
+    import jax
+
+    def stateless(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+            return method(*args)
+
+    compiled = jax.jit(stateless)
+    return lambda *args: compiled([variable.value for variable in model.variables], *args)
 
 
 def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, temperature: float = 1.0,
@@ -103,6 +119,9 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
         if not hasattr(model, name):
             raise ValueError(f"`model` must be a perceiver_keras.PerceiverAR (it has no `{name}`). "
                              f"Received: {type(model).__name__}")
+    if getattr(model, "vocabulary_size", VOCAB_SIZE) < VOCAB_SIZE:
+        raise ValueError(f"`model` must predict byte ids (vocabulary_size >= {VOCAB_SIZE}: 6 special ids, then the "
+                         f"256 bytes). Received: vocabulary_size={model.vocabulary_size}")
     length, latents, prefix = model.max_sequence_length, model.num_latents, model.prefix_length
     stride = max(1, latents // 2) if stride is None else stride
     if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= latents:
