@@ -123,21 +123,9 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
         raise ValueError(f"`model` must predict byte ids (vocabulary_size >= {VOCAB_SIZE}: 6 special ids, then the "
                          f"256 bytes). Received: vocabulary_size={model.vocabulary_size}")
     length, latents, prefix = model.max_sequence_length, model.num_latents, model.prefix_length
-    stride = max(1, latents // 2) if stride is None else stride
-    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= latents:
-        raise ValueError(f"`stride` must be an integer in [1, num_latents={latents}]. Received: stride={stride!r}")
-    data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
-    if not data:
-        raise ValueError("`prompt` must hold at least one byte. Received: prompt=''")
-    if len(data) > length:
-        warnings.warn(f"The prompt has {len(data)} bytes, more than the model's window of max_sequence_length="
-                      f"{length}: generating from its last {length} bytes.", stacklevel=2)
-        data = data[-length:]
-    window = [b + BYTE_OFFSET for b in data]
-    window = [model.pad_id] * max(0, prefix + 1 - len(window)) + window
-    rng = np.random.default_rng(seed)
+    stride = check_stride(stride, latents)
+    window = prompt_window(prompt, length, prefix, model.pad_id)
     functions = _compiled(model)
-    sampling = dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
 
     def read(window: list[int]) -> tuple[np.ndarray, Any]:
         """Next-token logits after `window` (and, cached, the window's cache)."""
@@ -147,8 +135,48 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
         logits, cache = functions["prefill"](padded)
         return keras.ops.convert_to_numpy(logits)[0, len(window) - 1 - prefix], cache
 
+    def step(token: int, position: int, cache: Any) -> tuple[np.ndarray, Any]:
+        logits, cache = functions["decode_step"](np.array([token], "int32"), np.array(position, "int32"), cache)
+        return keras.ops.convert_to_numpy(logits)[0], cache
+
+    out = sample_continuation(window, read, step if use_cache else None, length=length, stride=stride,
+                              max_new_bytes=max_new_bytes, rng=np.random.default_rng(seed),
+                              greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+    return out if return_bytes else out.decode("utf-8", errors="replace")
+
+
+def check_stride(stride: int | None, latents: int) -> int:
+    """`stride`, or its default num_latents // 2; a ValueError unless it lies in [1, num_latents]."""
+    stride = max(1, latents // 2) if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= latents:
+        raise ValueError(f"`stride` must be an integer in [1, num_latents={latents}]. Received: stride={stride!r}")
+    return stride
+
+
+def prompt_window(prompt: str | bytes, length: int, prefix: int, pad_id: int) -> list[int]:
+    """The first window's token ids: the prompt's last `length` bytes (with a warning if cut), left-padded to P + 1."""
+    data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
+    if not data:
+        raise ValueError("`prompt` must hold at least one byte. Received: prompt=''")
+    if len(data) > length:
+        warnings.warn(f"The prompt has {len(data)} bytes, more than the model's window of max_sequence_length="
+                      f"{length}: generating from its last {length} bytes.", stacklevel=3)
+        data = data[-length:]
+    window = [b + BYTE_OFFSET for b in data]
+    return [pad_id] * max(0, prefix + 1 - len(window)) + window
+
+
+def sample_continuation(window: list[int], read: Callable[[list[int]], tuple[np.ndarray, Any]],
+                        step: Callable[[int, int, Any], tuple[np.ndarray, Any]] | None, *, length: int, stride: int,
+                        max_new_bytes: int, rng: np.random.Generator, **sampling: Any) -> bytes:
+    """The generation loop, whatever runs the model (Keras here, LiteRT in `tflite_generation`).
+
+    `read(window)` gives the next-token logits (V,) after a window and its cache; `step(token, position,
+    cache)` the logits after one more token at `position` and the updated cache (None: read the
+    window again for every byte). A full window slides by `stride` and is read again.
+    """
+    window, new = list(window), []
     logits, cache = read(window)
-    new = []
     for _ in range(max_new_bytes):
         token = next_byte_id(logits, rng, **sampling)
         new.append(token - BYTE_OFFSET)
@@ -157,13 +185,7 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
         if len(window) == length:  # full: slide by `stride` and read the window again
             window = (window + [token])[-(length + 1 - stride):]
             logits, cache = read(window)
-        elif use_cache:
-            window.append(token)
-            step, cache = functions["decode_step"](np.array([token], "int32"), np.array(len(window) - 1, "int32"),
-                                                 cache)
-            logits = keras.ops.convert_to_numpy(step)[0]
         else:
             window.append(token)
-            logits, _ = read(window)
-    out = bytes(new)
-    return out if return_bytes else out.decode("utf-8", errors="replace")
+            logits, cache = read(window) if step is None else step(token, len(window) - 1, cache)
+    return bytes(new)

@@ -23,24 +23,23 @@ the same bytes as the Keras model, greedy or with a seed, when the logits agree.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from export.verify import TFLiteRunner
-from perceiver_keras.byte_tokenizer import BYTE_OFFSET
 from perceiver_keras.perceiver_ar import PAD_ID, PerceiverAR
-from zoo.language.generation import check_sampling, next_byte_id
+from zoo.language.generation import check_sampling, check_stride, prompt_window, sample_continuation
 
 PREFILL, DECODE_STEP = "prefill", "decode_step"
 """The signature names of the two files (and the stems of their file names)."""
 
 
 def _flatbuffer(file: str | os.PathLike | bytes) -> bytes:
-    return bytes(file) if isinstance(file, (bytes, bytearray)) else open(file, "rb").read()
+    return bytes(file) if isinstance(file, (bytes, bytearray)) else Path(file).read_bytes()
 
 
 def _run(runner: TFLiteRunner, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -122,36 +121,16 @@ class TFLiteGenerator:
                  greedy: bool = False, stride: int | None = None, return_bytes: bool = False) -> str | bytes:
         """Continues `prompt` by up to `max_new_bytes` bytes; the arguments as `zoo.language.generate`'s."""
         check_sampling(max_new_bytes, temperature, top_k, top_p, greedy)
-        length, latents, prefix = self.max_sequence_length, self.num_latents, self.prefix_length
-        stride = max(1, latents // 2) if stride is None else stride
-        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= latents:
-            raise ValueError(f"`stride` must be an integer in [1, num_latents={latents}]. Received: stride={stride!r}")
-        data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
-        if not data:
-            raise ValueError("`prompt` must hold at least one byte. Received: prompt=''")
-        if len(data) > length:
-            warnings.warn(f"The prompt has {len(data)} bytes, more than the model's window of max_sequence_length="
-                          f"{length}: generating from its last {length} bytes.", stacklevel=2)
-            data = data[-length:]
-        window = [b + BYTE_OFFSET for b in data]
-        window = [self.pad_id] * max(0, prefix + 1 - len(window)) + window
-        rng = np.random.default_rng(seed)
-        sampling = dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
-        logits, cache = self.read(window)
-        new = []
-        for _ in range(max_new_bytes):
-            token = next_byte_id(logits, rng, **sampling)
-            new.append(token - BYTE_OFFSET)
-            if len(new) == max_new_bytes:
-                break
-            if len(window) == length:  # full: slide by `stride` and read the window again
-                window = (window + [token])[-(length + 1 - stride):]
-                logits, cache = self.read(window)
-            else:
-                window.append(token)
-                step, cache = self.decode_step(np.array([token]), len(window) - 1, cache)
-                logits = step[0]
-        out = bytes(new)
+        stride = check_stride(stride, self.num_latents)
+        window = prompt_window(prompt, self.max_sequence_length, self.prefix_length, self.pad_id)
+
+        def step(token: int, position: int, cache: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            logits, cache = self.decode_step(np.array([token]), position, cache)
+            return logits[0], cache
+
+        out = sample_continuation(window, self.read, step, length=self.max_sequence_length, stride=stride,
+                                  max_new_bytes=max_new_bytes, rng=np.random.default_rng(seed), greedy=greedy,
+                                  temperature=temperature, top_k=top_k, top_p=top_p)
         return out if return_bytes else out.decode("utf-8", errors="replace")
 
 
