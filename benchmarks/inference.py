@@ -38,9 +38,10 @@ ENGINES = (
     "torch", "keras-tf", "keras-tf-sysalloc", "keras-tf-xla", "keras-tf-xla-xnn", "keras-tf-xla-bf16",
     "tflite-float32", "tflite-float16", "tflite-dynamic", "tflite-int8", "keras-jax", *USER_ENGINES,
 )
-QUICK_ENGINES = ("torch", "keras-tf", "keras-tf-sysalloc", "keras-tf-xla", "tflite-float32", "tflite-dynamic", "tflite-int8", "keras-jax",
+QUICK_ENGINES = ("torch", "keras-tf", "keras-tf-xla", "tflite-float32", "tflite-dynamic", "tflite-int8", "keras-jax",
                  *USER_ENGINES)
-"""`make bench-quick`: the headline engines and every user path (the bf16 and XNN-dot XLA rows are `make bench`'s)."""
+"""`make bench-quick`: the headline engines and every user path (the bf16, XNN-dot XLA and system-allocator rows
+are `make bench`'s; the last changed the timed calls' peak RSS by 1%, `inference_memory.md`)."""
 SIGNATURE = "serving_default"
 XNN_DOTS = {"XLA_FLAGS": "--xla_cpu_experimental_xnn_fusion_type=dot"}
 SYSTEM_ALLOCATOR = {"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"}
