@@ -8,6 +8,7 @@ process, so its peak memory is its own and an out-of-memory kill ends that point
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,26 @@ def _page(sweep: Sweep, command: str, repeats: int, perceiver: list[dict], trans
     ])
 
 
+class _Journal(dict):
+    """The measured points, {(model, M, O): result}, also written to a JSON file after each new one.
+
+    A run that crashes or is stopped keeps what it measured there; the same command run again starts
+    from it and measures only the missing points. `run` deletes the file once its page is written.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        if path.exists():
+            for entry in json.loads(path.read_text()):
+                super().__setitem__(tuple(entry["key"]), entry["result"])
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        entries = [{"key": list(k), "result": v} for k, v in self.items()]
+        self.path.write_text(json.dumps(entries))
+
+
 def run(out_dir: Path, *, toy: bool = False, command: str = "python -m benchmarks scaling",
         repeats: int = 3) -> Path:
     """Runs the sweeps, writes out_dir/'scaling.md' and out_dir/'scaling.png', returns the .md path."""
@@ -331,12 +352,14 @@ def run(out_dir: Path, *, toy: bool = False, command: str = "python -m benchmark
     # Perceiver points take milliseconds, so they get more calls: at M = 4k the input-dependent part
     # is a few ms on top of a fixed latent cost, and a 3-call median there is mostly scheduler noise.
     perceiver_repeats = repeats if toy else max(repeats, PERCEIVER_REPEATS)
-    cache: dict = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = _Journal(out_dir / ".scaling.partial.json")
     perceiver = [_point("perceiver", sweep, m, sweep.fixed_outputs, perceiver_repeats, cache)
                  for m in sweep.input_sizes]
     transformer = [_point("transformer", sweep, m, m, repeats, cache) for m in sweep.input_sizes]
     outputs = [_point("perceiver", sweep, sweep.fixed_inputs, o, perceiver_repeats, cache)
                for o in sweep.output_sizes]
-    out_dir.mkdir(parents=True, exist_ok=True)
     _plot(out_dir / "scaling.png", sweep, perceiver, transformer, outputs)
-    return harness.write_page(out_dir / "scaling.md", _page(sweep, command, repeats, perceiver, transformer, outputs))
+    page = harness.write_page(out_dir / "scaling.md", _page(sweep, command, repeats, perceiver, transformer, outputs))
+    cache.path.unlink(missing_ok=True)
+    return page

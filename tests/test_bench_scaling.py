@@ -34,3 +34,29 @@ def test_toy_run_writes_page_and_plot(tmp_path):
         assert all(number > 0 for number in numbers), cells
     assert "PASS" in page or "FAIL" in page
     assert "scaling.png" in page
+
+
+class _Stopped(Exception):
+    pass
+
+
+def test_a_stopped_run_keeps_its_points_and_a_rerun_measures_only_the_rest(tmp_path, monkeypatch):
+    measured, stop = [], [True]
+
+    def fake_worker(job, timeout_s):
+        measured.append((job["run"], job["inputs"], job["outputs"]))
+        if stop[0] and len(measured) == 3:
+            raise _Stopped  # a crash or Ctrl-C during the third point
+        return {"latency_s": 0.01 * job["inputs"], "memory_mib": 1.0 * job["inputs"]}
+
+    monkeypatch.setattr(scaling.harness, "run_worker", fake_worker)
+    with pytest.raises(_Stopped):
+        scaling.run(tmp_path, toy=True)
+    journal = tmp_path / ".scaling.partial.json"
+    assert len(scaling._Journal(journal)) == 2  # the two points measured before the interruption
+    first_two = list(measured[:2])
+    measured.clear()
+    stop[0] = False
+    scaling.run(tmp_path, toy=True)
+    assert not set(measured) & set(first_two)  # not measured again
+    assert (tmp_path / "scaling.md").exists() and not journal.exists()
