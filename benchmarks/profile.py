@@ -8,6 +8,7 @@ layers (layout, transposes, extra ops) or in the matrix-multiply library underne
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,14 @@ ENGINES = {
 def run(out_dir: Path, *, repeats: int = 10, command: str = "python -m benchmarks profile") -> Path:
     # Two alternating rounds, best of each: on a shared virtual machine one process can be slowed by
     # its neighbours for a while, and alternating keeps that from falling on one engine only.
-    rounds = [{name: harness.run_worker({**job, "repeats": repeats}) for name, job in ENGINES.items()}
-              for _ in range(2)]
+    # Each result is written to profile.json as soon as it is measured: a crash keeps what was measured.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rounds: list[dict[str, Any]] = []
+    for _ in range(2):
+        rounds.append({})
+        for name, job in ENGINES.items():
+            rounds[-1][name] = harness.run_worker({**job, "repeats": repeats})
+            harness.write_page(out_dir / "profile.json", json.dumps({"rounds": rounds}, indent=1))
     results = {name: _best(rounds[0][name], rounds[1][name]) for name in ENGINES}
     keys = [key for key in results["torch"] if key != "process_peak_rss_mib" and key != "error"]
     rows = [[key, *[results[name].get(key, results[name].get("error")) for name in ENGINES]] for key in keys]

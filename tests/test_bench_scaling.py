@@ -1,7 +1,10 @@
-"""Smoke test of the scaling benchmark on toy sizes: the page and plot are written and hold numbers.
+"""Smoke test of the scaling benchmark on toy sizes (the page and plot are written and hold numbers), and
+the scaling and profile benchmarks keeping what they measured when a run stops.
 
 No timing thresholds: on a shared two-core machine they would only measure the neighbours.
 """
+
+import json
 
 import pytest
 
@@ -60,3 +63,21 @@ def test_a_stopped_run_keeps_its_points_and_a_rerun_measures_only_the_rest(tmp_p
     scaling.run(tmp_path, toy=True)
     assert not set(measured) & set(first_two)  # not measured again
     assert (tmp_path / "scaling.md").exists() and not journal.exists()
+
+
+def test_profile_keeps_each_measured_engine_before_a_crash(tmp_path, monkeypatch):
+    from benchmarks import profile
+
+    calls = []
+
+    def fake_worker(job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise _Stopped
+        return {"matmul_ms": 1.0}
+
+    monkeypatch.setattr(profile.harness, "run_worker", fake_worker)
+    with pytest.raises(_Stopped):
+        profile.run(tmp_path, repeats=1)
+    kept = json.loads((tmp_path / "profile.json").read_text())["rounds"]
+    assert kept == [{next(iter(profile.ENGINES)): {"matmul_ms": 1.0}}]
