@@ -137,12 +137,14 @@ class PerceiverAR(keras.Model):
             raise ValueError("`num_self_attention_layers` must be a non-negative integer. "
                              f"Received: num_self_attention_layers={num_self_attention_layers!r}")
         seed = _checks.seed("seed", seed)
+        # Every layer's dtype policy, saved in the config, so a mixed-precision model reloads mixed (None: the global one).
+        dtype = keras.dtype_policies.get(kwargs.pop("dtype", None) or keras.config.dtype_policy())
         kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
         prefix_length = max_sequence_length - num_latents
-        kernels = dict(kernel_initializer=kernel_initializer)
+        kernels = dict(kernel_initializer=kernel_initializer, dtype=dtype)
         attention_args = dict(num_heads=num_heads, head_channels=head_channels, rotary_channels=rotary_channels,
                               dropout=dropout, epsilon=epsilon, **kernels)
-        embedding = CausalEmbedding(vocabulary_size, max_sequence_length, num_channels, name="embedding")
+        embedding = CausalEmbedding(vocabulary_size, max_sequence_length, num_channels, name="embedding", dtype=dtype)
         cross_layers = [
             (CausalCrossAttention(prefix_dropout=prefix_dropout, seed=None if seed is None else derive_seed(seed, "drop", i),
                                   name=f"cross_attention_{i}", **attention_args),
@@ -152,8 +154,7 @@ class PerceiverAR(keras.Model):
             (CausalSelfAttention(name=f"self_attention_{i}", **attention_args),
              PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"self_mlp_{i}", **kernels))
             for i in range(num_self_attention_layers)]
-        # Logits in float32 under mixed precision, as the other models' outputs: the loss and sampling need the range.
-        head = keras.layers.Dense(vocabulary_size, use_bias=False, name="logits", dtype="float32",
+        head = keras.layers.Dense(vocabulary_size, use_bias=False, name="logits", dtype=dtype,
                                   kernel_initializer=clone_initializer(kernel_initializer, "logits"))
         if seed is not None:
             parts = [embedding, head, *[layer for pair in cross_layers + self_layers for layer in pair]]
@@ -170,7 +171,8 @@ class PerceiverAR(keras.Model):
         for attention, mlp in self_layers:
             latents = latents + attention(latents, first_position=prefix_length)
             latents = latents + mlp(latents)
-        logits = head(latents)
+        # Logits in float32 under mixed precision, as the other models' outputs: the loss and sampling need the range.
+        logits = ops.cast(head(latents), "float32")
         super().__init__(inputs=token_ids, outputs=logits, **kwargs)
 
         self.embedding, self.cross_layers, self.self_layers, self.head = embedding, cross_layers, self_layers, head
@@ -182,7 +184,7 @@ class PerceiverAR(keras.Model):
         self.widening_factor, self.rotary_channels = widening_factor, cross_layers[0][0].rotary_channels
         self.dropout, self.prefix_dropout, self.pad_id, self.epsilon, self.seed = (
             dropout, prefix_dropout, pad_id, epsilon, seed)
-        self.kernel_initializer = kernel_initializer
+        self.kernel_initializer, self.layers_dtype = kernel_initializer, dtype
 
     # Cached decoding -------------------------------------------------------------------------------
 
@@ -228,7 +230,7 @@ class PerceiverAR(keras.Model):
         shapes = self.cache_shapes(ops.shape(token_ids)[0])
         for name, tensors in caches.items():
             cache[name] = ops.stack(tensors) if tensors else ops.zeros(shapes[name], latents.dtype)
-        return self.head(latents), cache
+        return ops.cast(self.head(latents), "float32"), cache
 
     def decode_step(self, token, position, cache):
         """The next-token logits (B, V) after `token` (B,) placed at window `position`, and the updated cache.
@@ -261,7 +263,7 @@ class PerceiverAR(keras.Model):
             updated["self_values"].append(values)
         for name in ("cross_keys", "cross_values", "self_keys", "self_values"):
             updated[name] = ops.stack(updated[name]) if updated[name] else cache[name]
-        return self.head(latent)[:, 0], updated
+        return ops.cast(self.head(latent)[:, 0], "float32"), updated
 
     def _check_cache(self, cache, batch_size):
         expected = self.cache_shapes(batch_size)
@@ -288,6 +290,7 @@ class PerceiverAR(keras.Model):
             "dropout": self.dropout, "prefix_dropout": self.prefix_dropout, "pad_id": self.pad_id,
             "epsilon": self.epsilon, "seed": self.seed,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "dtype": keras.dtype_policies.serialize(self.layers_dtype),
         }
 
     @classmethod

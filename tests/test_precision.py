@@ -26,6 +26,9 @@ TASKS = {
         num_self_attention_heads=2, num_bands=2), dict(batch_size=8, take=16)),
     "masked_language_modeling": ("pydoc_mlm", dict(_LANGUAGE, decoder_qk_channels=16), dict(batch_size=4, eval_take=8)),
     "text_classification": ("source_type", dict(_LANGUAGE, sequence_length=32), dict(batch_size=4, eval_take=8)),
+    "causal_language_modeling": ("pydoc_ar", dict(
+        max_sequence_length=48, num_latents=16, num_channels=32, num_heads=2, head_channels=16, rotary_channels=16,
+        num_self_attention_layers=1, widening_factor=2), dict(batch_size=4, eval_take=8)),
     "optical_flow": ("flow_small", dict(
         frame_size=(16, 16), num_bands=2, patch_channels=8, num_latents=8, num_latent_channels=16,
         num_self_attention_layers_per_block=1, num_self_attention_heads=2), dict(batch_size=2, decoded_pixels=32,
@@ -79,7 +82,8 @@ def test_mixed_bfloat16_with_xla_on_every_task(task, tmp_path):
     model, _ = training.load_run(tmp_path / "run")  # loaded under the float32 global policy
     policies = {layer.path: layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)}
     assert set(policies.values()) == {"mixed_bfloat16"}, policies
-    assert model.encoder.compute_dtype == "bfloat16"
+    first = getattr(model, "encoder", None) or model.get_layer("cross_attention_0")  # PerceiverAR has no encoder
+    assert first.compute_dtype == "bfloat16"
     assert {w.dtype for w in model.weights} == {"float32"}
 
     inputs = _first_batch(task, run)
