@@ -21,7 +21,8 @@ from keras import ops
 from perceiver_keras import _checks
 from perceiver_keras.attention import MASK_MARGIN
 from perceiver_keras.initialization import clone_initializer, reference_initializer
-from perceiver_keras.normalization import LayerNorm, gelu_tanh, integer_friendly_active
+from perceiver_keras.mlp import activate
+from perceiver_keras.normalization import LayerNorm
 from perceiver_keras.rotary import apply_rotary, rotary_tables
 
 
@@ -340,9 +341,7 @@ class PrenormMLP(keras.layers.Layer):
         self.hidden_dropout = keras.layers.Dropout(self.dropout, name="hidden_dropout", dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
-        hidden = self.dense_in(self.norm(inputs))
-        # An integer export traces GELU's tanh form (no GELU op: TensorFlow Lite Micro lacks its kernel).
-        hidden = gelu_tanh(hidden) if integer_friendly_active() else ops.gelu(hidden, approximate=False)
+        hidden = activate(self.dense_in(self.norm(inputs)), "gelu")
         return self.dense_out(self.hidden_dropout(hidden, training=training))
 
     def compute_output_shape(self, inputs_shape):

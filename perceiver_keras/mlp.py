@@ -23,6 +23,15 @@ def check_activation(activation):
     return activation
 
 
+def activate(x, activation):
+    """`activation` (a GELU variant or a Keras activation name) of `x`; GELU in its tanh form inside an integer export."""
+    if activation in GELU_VARIANTS:
+        if integer_friendly_active():  # an integer export: no GELU op (TensorFlow Lite Micro has no kernel)
+            return gelu_tanh(x)
+        return ops.gelu(x, approximate=activation == "gelu_tanh")
+    return keras.activations.get(activation)(x)
+
+
 @keras.saving.register_keras_serializable(package="perceiver_keras")
 class PerceiverMLP(keras.layers.Layer):
     """Dense(widening_factor * C) -> activation -> Dense(C).
@@ -71,11 +80,7 @@ class PerceiverMLP(keras.layers.Layer):
         self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout", dtype=self.dtype_policy)
 
     def _activate(self, x):
-        if self.activation in GELU_VARIANTS:
-            if integer_friendly_active():  # an integer export: no GELU op (TensorFlow Lite Micro has no kernel)
-                return gelu_tanh(x)
-            return ops.gelu(x, approximate=self.activation == "gelu_tanh")
-        return keras.activations.get(self.activation)(x)
+        return activate(x, self.activation)
 
     def call(self, inputs, training=None):
         hidden = self._activate(self.dense_in(inputs))
