@@ -208,6 +208,7 @@ def tflm_report(
     expected: Mapping[str, np.ndarray] | None = None,
     max_samples: int | None = None,
     arena_size: int | None = None,
+    batched: bool = True,
 ) -> dict[str, Any]:
     """Runs the file in TensorFlow Lite Micro's Python interpreter (its reference kernels).
 
@@ -219,6 +220,8 @@ def tflm_report(
         expected: LiteRT's raw outputs on `feed` (the file's dtypes), by signature output name.
         max_samples: run at most this many samples (TFLM's reference kernels are slow).
         arena_size: tensor arena bytes; `None`: TFLM's default (10x the file), grown 8x on failure.
+        batched: `False`: `feed` and `expected` are one call's values with the file's own shapes
+            (inputs that share no batch axis, e.g. a decode step's token, position and cache).
 
     Returns:
         `{"ok", "samples", "arena_bytes"` (used, from TFLM's recording allocator)`, "max_diff_steps"`
@@ -254,6 +257,10 @@ def tflm_report(
     if missing or missing_outputs:
         return {"ok": False, "error": f"Missing inputs {missing} or expected outputs {missing_outputs}. "
                 f"Received: {sorted(feed)} and {sorted(expected or {})}"}
+    if not batched:  # one call: the values as they are, behind a samples axis of one
+        feed = {name: np.asarray(value)[None] for name, value in feed.items()}
+        expected = None if expected is None else {name: np.asarray(value)[None] for name, value in expected.items()}
+        batch = 1
     total = len(feed[input_names[0]])
     total = min(total, max_samples) if max_samples else total
     steps: list[int] = []
@@ -262,7 +269,8 @@ def tflm_report(
         with _stderr_text() as log:
             try:
                 for i, (name, detail) in enumerate(zip(input_names, inputs)):
-                    interpreter.set_input(_cast(feed[name][start:start + batch], detail), i)
+                    value = feed[name][start:start + batch]
+                    interpreter.set_input(_cast(value if batched else value[0], detail), i)
                 interpreter.invoke()
                 outputs = {name: interpreter.get_output(i) for i, name in enumerate(output_names)}
                 error = None
@@ -271,7 +279,8 @@ def tflm_report(
         if error is not None:
             return {"ok": False, "error": _tool_error(log[0], str(error))}
         for name, value in outputs.items() if expected is not None else ():
-            want, got = np.asarray(expected[name][start:start + batch]), np.asarray(value)
+            want = np.asarray(expected[name][start:start + batch] if batched else expected[name][0])
+            got = np.asarray(value)
             diff = np.abs(got.astype(np.float64) - want.astype(np.float64)).max(initial=0.0)
             (steps if np.issubdtype(want.dtype, np.integer) else diffs).append(diff)
     with _stderr_text() as log:
@@ -343,6 +352,7 @@ def accelerator_reports(
     litert_outputs: Mapping[str, np.ndarray] | None,
     vela_configs: Sequence[str] = VELA_CONFIGS,
     max_tflm_samples: int | None = 8,
+    batched: bool = True,
 ) -> dict[str, Any]:
     """All edge-toolchain reports that apply to one .tflite variant.
 
@@ -357,11 +367,13 @@ def accelerator_reports(
         litert_outputs: LiteRT's raw outputs on `feed`, compared with TFLM's; `None`: no comparison.
         vela_configs: Ethos-U accelerator configurations to compile for.
         max_tflm_samples: samples run in TFLM.
+        batched: `False`: `feed` and `litert_outputs` are one call's values with the file's shapes
+            (see `tflm_report`).
     """
     reports: dict[str, Any] = {"quantization": quantization, "float_ops": float_ops(flatbuffer)}
     if quantization in INTEGER_QUANTIZATIONS:
         reports["vela"] = {config: vela_report(flatbuffer, config) for config in vela_configs}
-        reports["tflm"] = tflm_report(flatbuffer, feed, litert_outputs, max_samples=max_tflm_samples)
+        reports["tflm"] = tflm_report(flatbuffer, feed, litert_outputs, max_samples=max_tflm_samples, batched=batched)
     elif quantization in FLOAT_QUANTIZATIONS:
         reports["gpu"] = gpu_report(flatbuffer)
     return reports

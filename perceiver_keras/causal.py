@@ -23,13 +23,17 @@ from perceiver_keras.attention import MASK_MARGIN
 from perceiver_keras.initialization import clone_initializer, reference_initializer
 from perceiver_keras.mlp import activate
 from perceiver_keras.normalization import LayerNorm
-from perceiver_keras.rotary import apply_rotary, rotary_tables
+from perceiver_keras.rotary import apply_rotary, rotary_rows, rotary_tables
 
 
 def _blend(cache, new, index):
-    """`cache` (B, H, C, d) with position `index` (a scalar tensor) replaced by `new` (B, H, 1, d)."""
-    hot = ops.cast(ops.equal(ops.arange(ops.shape(cache)[2]), index), cache.dtype)[None, None, :, None]
-    return cache * (1.0 - hot) + new * hot
+    """`cache` (B, H, C, d) with position `index` (a scalar tensor) replaced by `new` (B, H, 1, d).
+
+    A select (SELECT_V2 in TFLite) rather than a one-hot product: an int8 file then copies the
+    cache's other positions unchanged instead of requantizing them through a MUL and an ADD.
+    """
+    slot = ops.equal(ops.arange(cache.shape[2]), index)[None, None, :, None]
+    return ops.where(slot, ops.cast(new, cache.dtype), cache)
 
 
 class _CausalAttention(keras.layers.Layer):
@@ -79,8 +83,12 @@ class _CausalAttention(keras.layers.Layer):
         shape = ops.shape(x)
         return ops.reshape(x, (shape[0], shape[1], self.inner_channels))
 
-    def _rotate(self, x, positions):
-        cos, sin = rotary_tables(positions, self.rotary_channels, x.dtype)
+    def _rotate(self, x, positions, num_positions=None):
+        """`x` rotated for `positions` (L,) or (B, L); with `num_positions`, one runtime position (1,) < num_positions."""
+        if num_positions is None:
+            cos, sin = rotary_tables(positions, self.rotary_channels, x.dtype)
+        else:
+            cos, sin = rotary_rows(positions, num_positions, self.rotary_channels, x.dtype)
         return apply_rotary(x, cos, sin)
 
     def _attend(self, q, k, v, keep, training):
@@ -148,11 +156,11 @@ class CausalSelfAttention(_CausalAttention):
         self.output_dense = self._dense(self._channels, "output", self.inner_channels)
         self.attention_dropout = keras.layers.Dropout(self.dropout, name="attention_dropout", dtype=self.dtype_policy)
 
-    def _qkv(self, latents, positions):
+    def _qkv(self, latents, positions, num_positions=None):
         qkv = self.qkv_dense(self.norm(latents))
         q, k, v = (self._heads(part) for part in ops.split(qkv, 3, axis=-1))
         q = q * ops.cast(self.head_channels ** -0.5, q.dtype)
-        return self._rotate(q, positions), self._rotate(k, positions), v
+        return self._rotate(q, positions, num_positions), self._rotate(k, positions, num_positions), v
 
     def call(self, latents, first_position=0, training=None, return_cache=False):
         _checks.tensor_shape(self.name, "latents", latents.shape, 3, channels=self._channels)
@@ -163,9 +171,10 @@ class CausalSelfAttention(_CausalAttention):
         output = self.output_dense(self._merge(self._attend(q, k, v, keep, training)))
         return (output, k, v) if return_cache else output
 
-    def step(self, latent, position, index, key_cache, value_cache):
-        """One latent (B, 1, D) at window `position`, latent `index`: (update, key_cache, value_cache)."""
-        q, k, v = self._qkv(latent, ops.reshape(position, (1,)))
+    def step(self, latent, position, index, key_cache, value_cache, num_positions):
+        """One latent (B, 1, D) at window `position` (< `num_positions`, the window length L), latent
+        `index`: (update, key_cache, value_cache)."""
+        q, k, v = self._qkv(latent, position, num_positions)
         key_cache, value_cache = _blend(key_cache, k, index), _blend(value_cache, v, index)
         keep = (ops.arange(ops.shape(key_cache)[2]) <= index)[None, None, None, :]
         output = self.output_dense(self._merge(self._attend(q, key_cache, value_cache, keep, False)))
@@ -226,13 +235,13 @@ class CausalCrossAttention(_CausalAttention):
         self.output_dense = self._dense(self._channels, "output", self.inner_channels, use_bias=True)
         self.attention_dropout = keras.layers.Dropout(self.dropout, name="attention_dropout", dtype=self.dtype_policy)
 
-    def _key_values(self, inputs, positions):
+    def _key_values(self, inputs, positions, num_positions=None):
         k, v = (self._heads(part) for part in ops.split(self.key_value_dense(inputs), 2, axis=-1))
-        return self._rotate(k, positions), v
+        return self._rotate(k, positions, num_positions), v
 
-    def _query(self, normed, positions):
+    def _query(self, normed, positions, num_positions=None):
         q = self._heads(self.query_dense(normed))
-        return self._rotate(q * ops.cast(self.head_channels ** -0.5, q.dtype), positions)
+        return self._rotate(q * ops.cast(self.head_channels ** -0.5, q.dtype), positions, num_positions)
 
     def _drop_prefix(self, prefix, positions, prefix_mask):
         """Keeps a random P - int(P * rate) prefix positions per example, with their positions and mask."""
@@ -284,10 +293,10 @@ class CausalCrossAttention(_CausalAttention):
         key_mask (B, capacity) is True for the keys that exist and may be attended to (the
         unpadded prefix and the positions up to `position`). Returns (update, key_cache, value_cache).
         """
-        positions = ops.reshape(position, (1,))
+        capacity = key_cache.shape[2]  # every window position: the rotary tables' length
         normed = self.norm(latent)
-        q = self._query(normed, positions)
-        k, v = self._key_values(normed, positions)
+        q = self._query(normed, position, capacity)
+        k, v = self._key_values(normed, position, capacity)
         key_cache, value_cache = _blend(key_cache, k, position), _blend(value_cache, v, position)
         keep = ops.cast(key_mask, "bool")[:, None, None, :]
         output = self.output_dense(self._merge(self._attend(q, key_cache, value_cache, keep, False)))

@@ -6,6 +6,7 @@ from keras import ops
 from perceiver_keras import _checks
 from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention, PrenormMLP
 from perceiver_keras.initialization import clone_initializer, derive_seed, reference_initializer, seed_initializers
+from perceiver_keras.rows import take_rows
 
 PAD_ID = 0
 VOCAB_SIZE = 262
@@ -51,15 +52,14 @@ class CausalEmbedding(keras.layers.Layer):
         if length is not None and length > self.max_sequence_length:
             raise ValueError(f"Layer '{self.name}' takes at most max_sequence_length={self.max_sequence_length} "
                              f"tokens. Received: token_ids.shape={tuple(token_ids.shape)}")
-        tokens = ops.take(self.token_embeddings, ops.cast(token_ids, "int32"), axis=0)
+        tokens = take_rows(self.token_embeddings, ops.cast(token_ids, "int32"))
         positions = self.position_embeddings[: ops.shape(token_ids)[1]]
         return ops.cast(tokens + positions[None], self.compute_dtype)
 
     def step(self, token, position):
         """token ids (B,) at window `position` (a scalar) -> (B, 1, D)."""
-        tokens = ops.take(self.token_embeddings, ops.cast(token, "int32"), axis=0)
-        hot = ops.cast(ops.equal(ops.arange(self.max_sequence_length), position), tokens.dtype)
-        position_embedding = ops.matmul(hot[None], self.position_embeddings)  # a one-hot row: a builtin op in TFLite
+        tokens = take_rows(self.token_embeddings, ops.cast(token, "int32"))
+        position_embedding = take_rows(self.position_embeddings, ops.reshape(ops.cast(position, "int32"), (1,)))
         return ops.cast((tokens + position_embedding)[:, None], self.compute_dtype)
 
     def compute_output_shape(self, token_ids_shape):
@@ -71,6 +71,27 @@ class CausalEmbedding(keras.layers.Layer):
                       output_channels=self.output_channels,
                       embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer))
         return config
+
+
+def _per_layer(stacked):
+    """A cache tensor (layers, B, H, C, d) as its layers' (B, H, C, d), sliced in 4-D.
+
+    TensorFlow Lite Micro's STRIDED_SLICE takes at most 4-D inputs, so the layers are cut from a
+    (layers * B, H, C, d) view rather than from the 5-D tensor.
+    """
+    layers = stacked.shape[0]
+    if not layers:
+        return []
+    batch = ops.shape(stacked)[1]
+    flat = ops.reshape(stacked, (-1, *stacked.shape[2:]))
+    return [flat[i * batch:(i + 1) * batch] for i in range(layers)]
+
+
+def _stacked(layers, unchanged):
+    """Each layer's (B, H, C, d) stacked to (layers, B, H, C, d); `unchanged` when there are none."""
+    if not layers:
+        return unchanged
+    return ops.reshape(ops.concatenate(layers, axis=0), (len(layers), -1, *layers[0].shape[1:]))
 
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
@@ -242,27 +263,31 @@ class PerceiverAR(keras.Model):
         token = ops.cast(token, "int32")
         slots = ops.arange(self.max_sequence_length)
         token_ids = ops.where(ops.equal(slots, position)[None], token[:, None], cache["token_ids"])
+        # The padding mask reads the ids before the update: the token lands at position >= P, outside
+        # the prefix the mask looks at, so an export may leave the ids' update to its caller.
         in_prefix_and_padding = ops.logical_and(slots[None] < self.prefix_length,
-                                                ops.equal(token_ids, self.pad_id))
+                                                ops.equal(cache["token_ids"], self.pad_id))
         key_mask = ops.logical_and((slots <= position)[None], ops.logical_not(in_prefix_and_padding))
         latent = self.embedding.step(token, position)
+        layers = {name: _per_layer(cache[name]) for name in ("cross_keys", "cross_values", "self_keys", "self_values")}
         updated = {"token_ids": token_ids, "cross_keys": [], "cross_values": [], "self_keys": [], "self_values": []}
         for i, (cross, mlp) in enumerate(self.cross_layers):
-            update, keys, values = cross.step(latent, position, key_mask, cache["cross_keys"][i],
-                                              cache["cross_values"][i])
+            update, keys, values = cross.step(latent, position, key_mask, layers["cross_keys"][i],
+                                              layers["cross_values"][i])
             latent = latent + update
             latent = latent + mlp(latent)
             updated["cross_keys"].append(keys)
             updated["cross_values"].append(values)
         for i, (attention, mlp) in enumerate(self.self_layers):
             update, keys, values = attention.step(latent, position, position - self.prefix_length,
-                                                  cache["self_keys"][i], cache["self_values"][i])
+                                                  layers["self_keys"][i], layers["self_values"][i],
+                                                  self.max_sequence_length)
             latent = latent + update
             latent = latent + mlp(latent)
             updated["self_keys"].append(keys)
             updated["self_values"].append(values)
         for name in ("cross_keys", "cross_values", "self_keys", "self_values"):
-            updated[name] = ops.stack(updated[name]) if updated[name] else cache[name]
+            updated[name] = _stacked(updated[name], cache[name])
         return ops.cast(self.head(latent)[:, 0], "float32"), updated
 
     def _check_cache(self, cache, batch_size):

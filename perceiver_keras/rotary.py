@@ -7,8 +7,12 @@ and the two halves of the rotated channels pair up as (x1, x2) -> (x1 cos - x2 s
 the layout of lucidrains' perceiver-ar-pytorch and GPT-NeoX.
 """
 
+import functools
+
 import numpy as np
 from keras import ops
+
+from perceiver_keras.rows import take_rows
 
 ROTARY_BASE = 10000.0
 
@@ -31,6 +35,30 @@ def rotary_tables(positions, rotary_channels, dtype="float32"):
     angles = positions[..., None] * ops.convert_to_tensor(rotary_frequencies(rotary_channels))
     angles = ops.concatenate([angles, angles], axis=-1)
     return ops.cast(ops.cos(angles), dtype), ops.cast(ops.sin(angles), dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _angle_table(num_positions, rotary_channels):
+    """cos and sin of every position's angles, (num_positions, rotary_channels) float32 numpy, as `rotary_tables`."""
+    angles = np.arange(num_positions, dtype=np.float32)[:, None] * rotary_frequencies(rotary_channels)
+    angles = np.concatenate([angles, angles], axis=-1)
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def rotary_rows(position, num_positions, rotary_channels, dtype="float32"):
+    """cos and sin tables (1, rotary_channels) of one runtime `position` (a scalar in [0, num_positions)).
+
+    The rows of constant tables, not COS/SIN of the angle: an integer export quantizes the tables
+    exactly, whereas an angle up to num_positions quantized to 256 steps would lose the position.
+
+    Example:
+    >>> cos, sin = rotary_rows(3, 16, 8)
+    >>> tuple(cos.shape)
+    (1, 8)
+    """
+    cos, sin = _angle_table(int(num_positions), int(rotary_channels))
+    index = ops.reshape(ops.cast(position, "int32"), (1,))
+    return (take_rows(ops.convert_to_tensor(cos, dtype), index), take_rows(ops.convert_to_tensor(sin, dtype), index))
 
 
 def apply_rotary(x, cos, sin):

@@ -5,6 +5,7 @@ from keras import ops
 
 from perceiver_keras import _checks
 from perceiver_keras.initialization import clone_initializer, reference_initializer
+from perceiver_keras.rows import take_rows
 from perceiver_keras.saving import with_current_argument_names
 
 
@@ -80,7 +81,7 @@ class TextPreprocessor(keras.layers.Layer):
             )
         if length is None:
             length = ops.shape(inputs)[1]
-        embedded = _lookup(self.token_embeddings, ops.cast(inputs, "int32"))
+        embedded = take_rows(self.token_embeddings, ops.cast(inputs, "int32"))
         return embedded + ops.expand_dims(self.position_embeddings[:length], 0)
 
     def _logits(self, hidden):
@@ -105,17 +106,3 @@ class TextPreprocessor(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         return super().from_config(with_current_argument_names(config, num_channels="output_channels"))
-
-
-def _lookup(table, ids):
-    """Rows `ids` of `table`: a plain gather.
-
-    On TensorFlow, `keras.ops.take` wraps negative ids (LESS + SELECT around the GATHER), ops that
-    TensorFlow Lite Micro and Arm's Ethos-U cannot run; ids are non-negative here (the model checks
-    its inputs), so the TensorFlow backend gathers directly.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.gather(table, ids)
-    return ops.take(table, ids, axis=0)

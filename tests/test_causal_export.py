@@ -84,6 +84,24 @@ def test_the_pair_matches_keras_step_by_step(exported):
     assert set(float32["latency_ms"]) == {"prefill", "decode_step"} and steps["keras_latency_ms"]["decode_step"] > 0
 
 
+def test_the_int8_pair_is_fully_integer_and_runs_in_tflite_micro(exported):
+    _, out, _ = exported
+    int8 = json.loads((out / "report.json").read_text())["extra_artifacts"]["steps"]["variants"]["int8"]
+    assert int8["float_ops"] == {"prefill": 0, "decode_step": 0}  # rotary angles and positions are table rows
+    for name in ("prefill", "decode_step"):
+        ops = op_histogram((out / f"{name}_int8.tflite").read_bytes())
+        assert not {"COS", "SIN", "CAST", "SELECT"} & set(ops), ops  # SELECT (v1): TFLite Micro has no kernel
+        reports = int8["accelerators"][name]
+        assert reports["float_ops"]["count"] == 0
+        assert reports["tflm"]["ok"], reports["tflm"]
+        assert reports["tflm"]["arena_bytes"] > 0 and reports["tflm"]["max_diff_steps"] is not None
+        assert reports["vela"]["ethos-u85-256"]["ok"], reports["vela"]["ethos-u85-256"]
+    # A decode step is one more latent row of the same network: its int8 error stays that of the prefill's
+    # rows (when its rotary angles were quantized to 256 steps over [0, L), it was several times larger).
+    prefill_diff = int8["steps"][0]["max_abs_diff"]
+    assert max(step["max_abs_diff"] for step in int8["steps"][1:]) <= 2 * prefill_diff, int8["steps"]
+
+
 def test_the_pair_has_static_shapes_builtin_ops_and_named_caches(exported):
     model, out, _ = exported
     for quantization in ("float32", "int8"):

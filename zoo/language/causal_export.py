@@ -39,12 +39,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.accelerators import float_ops
+from export.accelerators import accelerator_reports, float_ops, summary_line
 from export.api import export_model
 from export.report import ExportReport, Thresholds
 from export.savedmodel import ExtraSignature
 from export.tflite import INTEGER_QUANTIZATIONS, check_quantizations, convert, op_histogram
-from export.verify import measure_latency_ms
+from export.verify import TFLiteRunner, measure_latency_ms
 from perceiver_keras import integer_friendly
 from perceiver_keras.byte_tokenizer import BYTE_OFFSET
 from perceiver_keras.perceiver_ar import PerceiverAR
@@ -218,6 +218,8 @@ class StepReport:
                 f"decode steps {v['decode_top1_agreement']:.4f}; latency "
                 f"prefill {latency.get('prefill', 0):.2f} ms, decode step {latency.get('decode_step', 0):.2f} ms; "
                 f"float ops {v['float_ops']}  {result}")
+            for file, report in v.get("accelerators", {}).items():
+                lines.append(f"    {file} {summary_line(report)}")
         return "\n".join(lines)
 
 
@@ -279,6 +281,8 @@ def write_step_files(model: PerceiverAR, out_dir: str | os.PathLike, *, windows:
                                       for i, name in enumerate((PREFILL, DECODE_STEP)) if latency_runs > 0},
                        "ops": {name: op_histogram(files[name]) for name in files},
                        "float_ops": {name: float_ops(files[name]).get("count") for name in files}}
+            if quantization in INTEGER_QUANTIZATIONS:
+                variant["accelerators"] = _accelerators(files, quantization, example)
             limit = STEP_LIMITS.get(quantization)
             variant["failures"] = [] if limit is None or variant["max_abs_diff"] <= limit else [
                 f"max_abs_diff {variant['max_abs_diff']:.3g} > {limit:g}"]
@@ -288,6 +292,20 @@ def write_step_files(model: PerceiverAR, out_dir: str | os.PathLike, *, windows:
             if folder.exists():
                 tf.io.gfile.rmtree(os.fspath(folder))
     return StepReport(len(windows), num_steps, variants, _keras_latency_ms(keras_steps, example, latency_runs))
+
+
+def _accelerators(files: dict[str, bytes], quantization: str, example: tuple[list[dict], list[dict]]
+                  ) -> dict[str, dict[str, Any]]:
+    """`export.accelerators` reports of an integer pair: vela per Ethos-U configuration and a TensorFlow
+    Lite Micro call of each file on one Keras step sample, its outputs compared with LiteRT's."""
+    reports = {}
+    for index, name in enumerate((PREFILL, DECODE_STEP)):
+        feed = {key: np.asarray(value) for key, value in example[index][0].items()}
+        runner = TFLiteRunner(files[name], name)
+        feed = {key: value for key, value in feed.items() if key in runner.inputs}
+        litert = runner.runner(**runner.quantize(feed))
+        reports[name] = accelerator_reports(files[name], quantization, feed, litert, batched=False)
+    return reports
 
 
 def _keras_latency_ms(functions: tuple, example: tuple[list[dict], list[dict]], runs: int) -> dict[str, float]:

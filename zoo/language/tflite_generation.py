@@ -6,9 +6,10 @@ only. `prefill` reads a full window of L token ids (right-padded beyond its toke
 logits (1, N, V) and the cache; `decode_step` takes one `token` (1,) at a window `position` (a
 scalar) with the cache and returns the next logits (1, V) and the updated cache. The cache is named
 tensors, exactly `PerceiverAR.prefill`'s: `token_ids` (1, L) int32 and `cross_keys`, `cross_values`
-(layers, 1, H, L, d), `self_keys`, `self_values` (layers, 1, H, N, d). Integer files take and
-return float caches here (quantized and dequantized with each tensor's own scale), so caches pass
-between the files like Keras'.
+(layers, 1, H, L, d), `self_keys`, `self_values` (layers, 1, H, N, d). Neither file returns
+`token_ids`: the caller knows them (`with_token` places a decoded token), and an int32 select would
+keep the decode step out of TensorFlow Lite Micro. Integer files take and return float caches here
+(quantized and dequantized with each tensor's own scale), so caches pass between the files like Keras'.
 
 `check_steps` compares the files with Keras step by step. `TFLiteGenerator.generate` follows
 `zoo.language.generate` step for step (left padding to P + 1, a prompt longer than L cut from the
@@ -96,7 +97,8 @@ class TFLiteGenerator:
                              f"{self.max_sequence_length}). Received: position={position}")
         feed = {**cache, "token": token.astype(np.int32), "position": np.array(position, np.int32)}
         outputs = _run(self.decode_runner, feed)
-        return outputs["logits"], {name: outputs[name] for name in self.cache_shapes}
+        updated = {name: outputs[name] for name in self.cache_shapes if name != "token_ids"}
+        return outputs["logits"], {**updated, "token_ids": with_token(cache["token_ids"], token, position)}
 
     def check_cache(self, cache: Mapping[str, np.ndarray]) -> None:
         """Raises ValueError unless `cache` has the decode step file's names and shapes."""
@@ -134,6 +136,13 @@ class TFLiteGenerator:
         return out if return_bytes else out.decode("utf-8", errors="replace")
 
 
+def with_token(token_ids: np.ndarray, token: np.ndarray, position: int) -> np.ndarray:
+    """A copy of the cache's `token_ids` (1, L) with `token` (1,) at window `position`."""
+    updated = np.array(token_ids, np.int32)
+    updated[:, int(position)] = np.asarray(token).reshape(-1)
+    return updated
+
+
 def _cache_dtype(model: PerceiverAR) -> tf.DType:
     return tf.as_dtype(model.embedding.compute_dtype)
 
@@ -151,7 +160,7 @@ def step_functions(model: PerceiverAR) -> tuple[Any, Any]:
         cache = {name: inputs[name] if name in names else tf.zeros(shape, _cache_dtype(model))
                  for name, shape in shapes.items()}
         logits, updated = model.decode_step(inputs["token"], inputs["position"], cache)
-        return {"logits": logits, **{name: updated[name] for name in names}}
+        return {"logits": logits, **{name: updated[name] for name in names if name != "token_ids"}}
 
     # One dict argument each: the SavedModel and .tflite signatures name their inputs after its keys.
     window = {"token_ids": tf.TensorSpec((1, model.max_sequence_length), tf.int32, name="token_ids")}
@@ -179,6 +188,7 @@ def step_samples(model: PerceiverAR, windows: np.ndarray, num_steps: int, functi
             feed = {"token": window[position:position + 1], "position": np.array(position, np.int32), **cache}
             steps.append(feed)
             cache = {k: v.numpy() for k, v in decode(feed).items() if k != "logits"}
+            cache["token_ids"] = with_token(feed["token_ids"], feed["token"], position)
     return prefills, steps
 
 
@@ -208,7 +218,8 @@ def check_steps(model: PerceiverAR, generator: TFLiteGenerator, windows: np.ndar
             token = window[position:position + 1]
             keras_out = {k: v.numpy() for k, v in decode(
                 {"token": token, "position": np.array(position, np.int32), **keras_cache}).items()}
-            keras_cache = {k: v for k, v in keras_out.items() if k != "logits"}
+            keras_cache = {**{k: v for k, v in keras_out.items() if k != "logits"},
+                           "token_ids": with_token(keras_cache["token_ids"], token, position)}
             logits, cache = generator.decode_step(token, position, cache)
             pairs.append((keras_out["logits"], logits))
         for step, (want, got) in enumerate(pairs):
