@@ -35,6 +35,8 @@ from typing import Any
 
 import keras
 
+from zoo.resume import SeededBackupAndRestore
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu", "data_parallel")
 _TF_STRATEGIES = ("mirrored", "multi_worker", "tpu")
 
@@ -230,7 +232,7 @@ def build_for_fit(model: keras.Model, dataset: Any) -> None:
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
-class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+class WorkerBackupAndRestore(SeededBackupAndRestore):
     """A non-chief worker's backup: restored from the chief's folder, written to a temporary one it removes.
 
     Args:

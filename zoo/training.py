@@ -30,6 +30,7 @@ from export.report import strict_json
 from export.run_directory import RunDirectoryError, check_model_of_run, file_sha256, read_finished_run, read_run_json
 from perceiver_keras import load_model
 from zoo import distribute, finetune, registry
+from zoo.resume import SeededBackupAndRestore, continued_stream
 from zoo.finetune import load_matching_weights  # noqa: F401  (the fine-tuning API, also as zoo.training's)
 from zoo.options import PRECISIONS, check_options, check_out, check_warmup
 from zoo.recipe import Recipe
@@ -243,6 +244,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)):
             raise ValueError(f"The training data of preset '{preset_name}' has no fixed length (e.g. a repeated "
                              "corpus): pass --steps-per-epoch.")
+        if resumed:
+            train_ds = continued_stream(train_ds, out / "backup", steps)
         if steps < 1:
             taken = f" of --take {options['take']} examples" if options.get("take") else ""
             raise ValueError(f"The training data{taken} of preset '{preset_name}' has no complete batch of "
@@ -274,7 +277,7 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         written.mkdir(parents=True, exist_ok=True)
         write_json(written / "run.json", run)
         (written / "checkpoints").mkdir(exist_ok=True)
-        backup = (keras.callbacks.BackupAndRestore(str(out / "backup")) if written == out else
+        backup = (SeededBackupAndRestore(str(out / "backup")) if written == out else
                   distribute.WorkerBackupAndRestore(str(out / "backup"), str(written / "backup")))
         callbacks = [
             backup,
