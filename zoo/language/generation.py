@@ -75,7 +75,8 @@ def _compiled(model: keras.Model) -> dict[str, Callable]:
 
             functions = {name: tf.function(function, reduce_retracing=True) for name, function in functions.items()}
         elif keras.backend.backend() == "jax":
-            functions.update(prefill=_jax_jit(model, model.prefill), decode_step=_jax_jit(model, model.decode_step))
+            functions.update(prefill=_jax_jit(model, model.prefill), decode_step=_jax_jit(model, model.decode_step),
+                             forward=_jax_jit(model, model))
         elif keras.backend.backend() == "torch":
             import torch
 
@@ -135,9 +136,11 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
 
     def read(window: list[int]) -> tuple[np.ndarray, Any]:
         """Next-token logits after `window` (and, cached, the window's cache)."""
-        if not use_cache:
-            return keras.ops.convert_to_numpy(functions["forward"](np.array([window], "int32")))[0, -1], None
+        # Right-padded to the full window (the model is causal: padding after the last token changes no
+        # earlier logit), so each function sees one shape and is traced or compiled once.
         padded = np.array([window + [model.pad_id] * (length - len(window))], "int32")
+        if not use_cache:
+            return keras.ops.convert_to_numpy(functions["forward"](padded))[0, len(window) - 1 - prefix], None
         logits, cache = functions["prefill"](padded)
         return keras.ops.convert_to_numpy(logits)[0, len(window) - 1 - prefix], cache
 
