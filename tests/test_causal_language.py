@@ -236,10 +236,20 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, m
                        model_overrides={**TOY, **preset_dropouts}, **options)
     assert json.loads((tmp_path / "killed" / "run.json").read_text())["status"] == "running"
     monkeypatch.setattr(keras.Model, "fit", original_fit)
+
+    def killed_while_saving(model, path):
+        raise KeyboardInterrupt("simulated kill after the last epoch")
+
+    monkeypatch.setattr(training, "save_model_atomically", killed_while_saving)
+    with pytest.raises(KeyboardInterrupt):  # resumed, trained epoch 1, then killed before the run is finished
+        training.train("causal_language_modeling", "pydoc_ar", tmp_path / "killed",
+                       model_overrides={**TOY, **preset_dropouts}, **options)
+    monkeypatch.undo()
     resumed = training.train("causal_language_modeling", "pydoc_ar", tmp_path / "killed",
                              model_overrides={**TOY, **preset_dropouts}, **options)
-    with open(tmp_path / "killed" / "history.csv") as f:
-        assert [int(line.split(",")[0]) for line in f.readlines()[1:]] == [0, 1]  # epoch 0 not repeated
+    with open(tmp_path / "killed" / "history.csv") as f:  # neither resume trained an epoch again
+        assert [int(line.split(",")[0]) for line in f.readlines()[1:]] == [0, 1]
+    assert not (tmp_path / "killed" / "backup").exists()  # removed once the run is finished
     weights = [keras.saving.load_model(tmp_path / name / "model.keras").get_weights() for name in ("whole", "killed")]
     assert len(weights[0]) == len(weights[1])
     for a, b in zip(*weights):

@@ -7,10 +7,13 @@ what the remaining epochs compute:
   seed generators whose states are variables but not weights, so `save_weights` leaves them out and
   a resumed run would redraw the first epochs' masks (`SeededBackupAndRestore` keeps them);
 - the position in an endless training stream (`continued_stream`).
+
+And history.csv must hold each finished epoch once (`resumable_history`).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -72,8 +75,35 @@ def continued_stream(train_ds: tf_data.Dataset, backup_dir: Path, steps_per_epoc
     again, where the run it continues would have read new ones. Finite datasets (one pass an epoch)
     are returned as they are.
     """
-    metadata = Path(backup_dir) / "training_metadata.json"
-    if train_ds.cardinality() != tf_data.INFINITE_CARDINALITY or not metadata.exists():
+    epoch = backed_up_epoch(backup_dir)
+    if train_ds.cardinality() != tf_data.INFINITE_CARDINALITY or epoch == 0:
         return train_ds
-    epoch = int(json.loads(metadata.read_text()).get("epoch", 0))
-    return train_ds.skip(epoch * steps_per_epoch) if epoch > 0 else train_ds
+    return train_ds.skip(epoch * steps_per_epoch)
+
+
+def backed_up_epoch(backup_dir: Path) -> int:
+    """The number of epochs the backup in `backup_dir` holds (0 when there is none)."""
+    metadata = Path(backup_dir) / "training_metadata.json"
+    return int(json.loads(metadata.read_text()).get("epoch", 0)) if metadata.exists() else 0
+
+
+def resumable_history(history_csv: Path, backup_dir: Path) -> None:
+    """Drops history.csv's rows of epochs the backup does not hold, before a resumed run appends to it.
+
+    The backup is written after the epoch's row (it is the last callback), so a run killed between the
+    two leaves a row of an epoch that the resumed run trains again; without this it would appear twice.
+    """
+    history_csv = Path(history_csv)
+    if not history_csv.exists():
+        return
+    with open(history_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    done = backed_up_epoch(backup_dir)
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < done]
+    if len(kept) != len(rows):
+        temporary = history_csv.with_suffix(".csv.tmp")
+        with open(temporary, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(temporary, history_csv)

@@ -30,7 +30,7 @@ from export.report import strict_json
 from export.run_directory import RunDirectoryError, check_model_of_run, file_sha256, read_finished_run, read_run_json
 from perceiver_keras import load_model
 from zoo import distribute, finetune, registry
-from zoo.resume import SeededBackupAndRestore, continued_stream
+from zoo.resume import SeededBackupAndRestore, continued_stream, resumable_history
 from zoo.finetune import load_matching_weights  # noqa: F401  (the fine-tuning API, also as zoo.training's)
 from zoo.options import PRECISIONS, check_options, check_out, check_warmup
 from zoo.recipe import Recipe
@@ -277,15 +277,19 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         written.mkdir(parents=True, exist_ok=True)
         write_json(written / "run.json", run)
         (written / "checkpoints").mkdir(exist_ok=True)
-        backup = (SeededBackupAndRestore(str(out / "backup")) if written == out else
+        # The backup outlives fit() until the run is marked finished: a run killed while it evaluates or
+        # saves then resumes at its last epoch instead of training again from the first.
+        backup = (SeededBackupAndRestore(str(out / "backup"), delete_checkpoint=False) if written == out else
                   distribute.WorkerBackupAndRestore(str(out / "backup"), str(written / "backup")))
+        if resumed and written == out:
+            resumable_history(out / "history.csv", out / "backup")
         callbacks = [
-            backup,
             keras.callbacks.ModelCheckpoint(str(written / "checkpoints" / "last.keras")),
             keras.callbacks.CSVLogger(str(written / "history.csv"), append=bool(resumed)),
         ]
         if options.get("tensorboard", True):
             callbacks.append(keras.callbacks.TensorBoard(str(written / "logs")))
+        callbacks.append(backup)  # last: an epoch counts as done once its history row is written too
         validation = {"validation_data": test_ds}
         if evaluated is not model:  # validated through the evaluation model, before the loggers read the logs
             callbacks, validation = [ValidateWith(evaluated, test_ds), *callbacks], {}
@@ -308,6 +312,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
     write_json(written / "run.json", run)
     if written != out:
         shutil.rmtree(written, ignore_errors=True)
+    else:
+        shutil.rmtree(out / "backup", ignore_errors=True)
     return run
 
 
