@@ -1,10 +1,10 @@
 """Row lookup by integer ids that exports as a plain GATHER.
 
-Integer TFLite files take runtime-indexed values (an embedding row, a position's rotary
-angles) as rows of a constant table: the table is quantized once, exactly, and the
-lookup is a GATHER, which LiteRT, TensorFlow Lite Micro and Ethos-U85 run on int8. Computing such
-values in the graph instead (COS/SIN of a runtime angle, a CAST of a one-hot comparison) leaves float
-ops in an int8 file, and an angle quantized to 256 steps over [0, L) loses the position altogether.
+Integer TFLite files take runtime-indexed values (an embedding row, a position's rotary angles)
+as rows of a constant table: the table is quantized once, exactly, and the lookup is a GATHER,
+which LiteRT, TensorFlow Lite Micro and Ethos-U85 run on int8. Computing such values in the graph
+instead (COS/SIN of a runtime angle, a CAST of a one-hot comparison) leaves float ops in an int8
+file, and an angle quantized to 256 steps over [0, L) loses the position altogether.
 """
 
 import keras
@@ -23,4 +23,3 @@ def take_rows(table, ids):
 
         return tf.gather(table, ids)
     return ops.take(table, ids, axis=0)
-
