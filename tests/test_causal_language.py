@@ -253,5 +253,5 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, m
     weights = [keras.saving.load_model(tmp_path / name / "model.keras").get_weights() for name in ("whole", "killed")]
     assert len(weights[0]) == len(weights[1])
     for a, b in zip(*weights):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    assert resumed["test_metrics"]["bits_per_byte"] == pytest.approx(whole["test_metrics"]["bits_per_byte"], abs=1e-5)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)  # a resume that redraws data or masks: > 3e-3
+    assert resumed["test_metrics"]["bits_per_byte"] == pytest.approx(whole["test_metrics"]["bits_per_byte"], abs=1e-4)
