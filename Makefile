@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-backends install install-dev bench bench-quick notebooks clean
+.PHONY: demo test test-backends install install-dev bench bench-quick notebooks flaxformer-fixture clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,21 @@ bench-quick: install-dev
 # (notebooks/execute.py; about 4-10 min each on two cores). `make test` checks they are stored so.
 notebooks: install-dev
 	$(PY) notebooks/execute.py
+
+# Regenerates tests/reference/flaxformer_perceiver_ar.npz from the T5X Perceiver AR (google/flaxformer, not on
+# PyPI) at the fixture's commit, with flax, aqtp and chex installed beside the venv in build/. Needs network;
+# FLAXFORMER_GIT=path/to/flaxformer/.git reads the sources from a local clone instead of GitHub.
+FLAXFORMER_COMMIT := $(shell sed -n 's/^FLAXFORMER_COMMIT = "\(.*\)"/\1/p' tests/reference/flaxformer_fixture.py)
+FLAXFORMER_GIT ?=
+flaxformer-fixture: install-dev
+	rm -rf build/flaxformer && mkdir -p build/flaxformer/src
+	if [ -z "$(FLAXFORMER_GIT)" ]; then git clone -q https://github.com/google/flaxformer build/flaxformer/clone && \
+		git -C build/flaxformer/clone archive $(FLAXFORMER_COMMIT) flaxformer | tar x -C build/flaxformer/src; \
+	else git --git-dir=$(FLAXFORMER_GIT) archive $(FLAXFORMER_COMMIT) flaxformer | tar x -C build/flaxformer/src; fi
+	$(PY) -m pip install -q --no-deps --target build/flaxformer/site flax==0.12.0 aqtp==0.9.0 chex==0.1.92 \
+		gin-config==0.5.0 msgpack treescope toolz
+	PYTHONPATH=build/flaxformer/src:build/flaxformer/site $(PY) tests/reference/flaxformer_fixture.py
+	PYTHONPATH=build/flaxformer/src:build/flaxformer/site $(PY) tests/reference/flaxformer_fixture.py --count
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -17,7 +17,7 @@ Configs saved under former names (`num_channels`, `out_channels`) still load.
 
 from perceiver_keras.attention import PerceiverAttention
 from perceiver_keras.blocks import CrossAttentionBlock, SelfAttentionBlock
-from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention, PrenormMLP
+from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention
 from perceiver_keras.decoder import PerceiverDecoder
 from perceiver_keras.encoder import PerceiverEncoder
 from perceiver_keras.flow import FlowPostprocessor, FlowPreprocessor
@@ -43,7 +43,8 @@ from perceiver_keras.multimodal import (
 )
 from perceiver_keras.multimodal_model import MultimodalPerceiverIO
 from perceiver_keras.perceiver_ar import CausalEmbedding, PerceiverAR
-from perceiver_keras.normalization import LayerNorm, gelu_tanh, integer_friendly
+from perceiver_keras.prenorm_mlp import PrenormMLP
+from perceiver_keras.normalization import LayerNorm, RMSNorm, gelu_tanh, integer_friendly
 from perceiver_keras.saving import load_model
 from perceiver_keras.schedules import FlatCosineSchedule
 from perceiver_keras.text import TextPreprocessor
@@ -75,6 +76,7 @@ __all__ = [
     "FourierQuery",
     "InputQuery",
     "LayerNorm",
+    "RMSNorm",
     "MatthewsCorrelation",
     "MultimodalPerceiverIO",
     "MultimodalPostprocessor",

@@ -21,8 +21,8 @@ from keras import ops
 from perceiver_keras import _checks
 from perceiver_keras.attention import MASK_MARGIN
 from perceiver_keras.initialization import clone_initializer, reference_initializer
-from perceiver_keras.mlp import activate
-from perceiver_keras.normalization import LayerNorm
+from perceiver_keras.normalization import check_normalization, normalization_layer
+from perceiver_keras.prenorm_mlp import PrenormMLP  # noqa: F401  (Perceiver AR's MLP, imported from here before)
 from perceiver_keras.rotary import apply_rotary, rotary_rows, rotary_tables
 
 
@@ -39,9 +39,13 @@ def _blend(cache, new, index):
 class _CausalAttention(keras.layers.Layer):
     """What both causal attentions share: arguments, head split, rotary and the masked softmax."""
 
+    default_output_bias = False
+
     def __init__(self, num_heads, head_channels=64, rotary_channels=None, dropout=0.0, epsilon=1e-5,
-                 kernel_initializer=None, **kwargs):
+                 kernel_initializer=None, normalization="layer_norm", output_bias=None, **kwargs):
         super().__init__(**kwargs)
+        self.normalization = check_normalization(normalization)
+        self.output_bias = self.default_output_bias if output_bias is None else bool(output_bias)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.head_channels = _checks.positive_int("head_channels", head_channels)
         if rotary_channels is None:
@@ -69,9 +73,7 @@ class _CausalAttention(keras.layers.Layer):
         return layer
 
     def _norm(self, name, channels):
-        layer = LayerNorm(epsilon=self.epsilon, name=name, dtype=self.dtype_policy)
-        layer.build((None, None, channels))
-        return layer
+        return normalization_layer(self.normalization, channels, self.epsilon, name, self.dtype_policy)
 
     def _heads(self, x):
         shape = ops.shape(x)
@@ -114,6 +116,8 @@ class _CausalAttention(keras.layers.Layer):
             dropout=self.dropout,
             epsilon=self.epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            normalization=self.normalization,
+            output_bias=self.output_bias,
         )
         return config
 
@@ -130,8 +134,10 @@ class CausalSelfAttention(_CausalAttention):
         rotary_channels: even int <= head_channels, channels of each head rotated by position
             (default max(32, head_channels // 2) as the reference, at most head_channels).
         dropout: float, dropout on the attention probabilities.
-        epsilon: LayerNorm epsilon (the reference's 1e-5).
+        epsilon: norm epsilon (the reference's 1e-5).
         kernel_initializer: initializer of the projections (default normal, stddev 0.02).
+        normalization: "layer_norm" (the reference's) or "rms_norm" (T5's, as the T5X Perceiver AR).
+        output_bias: bool, a bias in the output projection (default False).
 
     Call arguments:
         latents: tensor (B, N, D).
@@ -153,7 +159,7 @@ class CausalSelfAttention(_CausalAttention):
         self._channels = latents_shape[-1]
         self.norm = self._norm("norm", self._channels)
         self.qkv_dense = self._dense(3 * self.inner_channels, "qkv", self._channels)
-        self.output_dense = self._dense(self._channels, "output", self.inner_channels)
+        self.output_dense = self._dense(self._channels, "output", self.inner_channels, use_bias=self.output_bias)
         self.attention_dropout = keras.layers.Dropout(self.dropout, name="attention_dropout", dtype=self.dtype_policy)
 
     def _qkv(self, latents, positions, num_positions=None):
@@ -194,8 +200,11 @@ class CausalCrossAttention(_CausalAttention):
     both come from one shared projection.
 
     Args:
-        num_heads, head_channels, rotary_channels, dropout, epsilon, kernel_initializer: as
-            `CausalSelfAttention`.
+        num_heads, head_channels, rotary_channels, dropout, epsilon, kernel_initializer,
+            normalization: as `CausalSelfAttention`.
+        output_bias: bool, a bias in the output projection (default True, as the reference).
+        separate_prefix_norm: bool, the prefix has its own norm (default, as the reference); False
+            normalizes prefix and latents with one norm, as the T5X Perceiver AR's first layer.
         prefix_dropout: float in [0, 1), the fraction of prefix positions each example drops
             while training (the paper's cross-attention dropout; keeps P - int(P * rate)).
         seed: int or None, seeds the choice of dropped prefix positions.
@@ -217,9 +226,12 @@ class CausalCrossAttention(_CausalAttention):
     Reference: Hawthorne et al., Perceiver AR, ICML 2022, section 3.
     """
 
+    default_output_bias = True
+
     def __init__(self, num_heads, head_channels=64, rotary_channels=None, dropout=0.0, prefix_dropout=0.0,
-                 epsilon=1e-5, kernel_initializer=None, seed=None, **kwargs):
+                 epsilon=1e-5, kernel_initializer=None, seed=None, separate_prefix_norm=True, **kwargs):
         super().__init__(num_heads, head_channels, rotary_channels, dropout, epsilon, kernel_initializer, **kwargs)
+        self.separate_prefix_norm = bool(separate_prefix_norm)
         self.prefix_dropout = _checks.probability("prefix_dropout", prefix_dropout)
         self.seed = _checks.seed("seed", seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -229,10 +241,10 @@ class CausalCrossAttention(_CausalAttention):
         _checks.tensor_shape(self.name, "prefix", prefix_shape, 3, channels=latents_shape[-1])
         self._channels = latents_shape[-1]
         self.norm = self._norm("norm", self._channels)
-        self.prefix_norm = self._norm("prefix_norm", self._channels)
+        self.prefix_norm = self._norm("prefix_norm", self._channels) if self.separate_prefix_norm else self.norm
         self.query_dense = self._dense(self.inner_channels, "query", self._channels)
         self.key_value_dense = self._dense(2 * self.inner_channels, "key_value", self._channels)
-        self.output_dense = self._dense(self._channels, "output", self.inner_channels, use_bias=True)
+        self.output_dense = self._dense(self._channels, "output", self.inner_channels, use_bias=self.output_bias)
         self.attention_dropout = keras.layers.Dropout(self.dropout, name="attention_dropout", dtype=self.dtype_policy)
 
     def _key_values(self, inputs, positions, num_positions=None):
@@ -307,62 +319,6 @@ class CausalCrossAttention(_CausalAttention):
 
     def get_config(self):
         config = super().get_config()
-        config.update(prefix_dropout=self.prefix_dropout, seed=self.seed)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="perceiver_keras")
-class PrenormMLP(keras.layers.Layer):
-    """LayerNorm -> Dense(widening_factor * D) -> GELU -> Dense(D): Perceiver AR's feed-forward update.
-
-    Shapes: (B, L, D) -> (B, L, D) (the update; the caller adds the residual).
-
-    Args:
-        widening_factor: int, hidden width as a multiple of D.
-        use_bias: bool, biases in both Dense layers (the reference has none).
-        dropout: float, dropout after the activation.
-        epsilon: LayerNorm epsilon.
-        kernel_initializer: initializer of the kernels (default normal, stddev 0.02).
-
-    Example:
-    >>> PrenormMLP()(keras.ops.ones((1, 3, 8))).shape
-    (1, 3, 8)
-    """
-
-    def __init__(self, widening_factor=4, use_bias=False, dropout=0.0, epsilon=1e-5, kernel_initializer=None, **kwargs):
-        super().__init__(**kwargs)
-        self.widening_factor = _checks.positive_int("widening_factor", widening_factor)
-        self.use_bias = bool(use_bias)
-        self.dropout = _checks.probability("dropout", dropout)
-        self.epsilon = float(epsilon)
-        self.kernel_initializer = _checks.initializer("kernel_initializer", kernel_initializer, reference_initializer)
-
-    def build(self, inputs_shape):
-        channels, hidden = inputs_shape[-1], self.widening_factor * inputs_shape[-1]
-        self.norm = LayerNorm(epsilon=self.epsilon, name="norm", dtype=self.dtype_policy)
-        self.norm.build((None, None, channels))
-        self.dense_in = keras.layers.Dense(hidden, use_bias=self.use_bias, name="dense_in", dtype=self.dtype_policy,
-                                           kernel_initializer=clone_initializer(self.kernel_initializer, "dense_in"))
-        self.dense_in.build((None, None, channels))
-        self.dense_out = keras.layers.Dense(channels, use_bias=self.use_bias, name="dense_out", dtype=self.dtype_policy,
-                                            kernel_initializer=clone_initializer(self.kernel_initializer, "dense_out"))
-        self.dense_out.build((None, None, hidden))
-        self.hidden_dropout = keras.layers.Dropout(self.dropout, name="hidden_dropout", dtype=self.dtype_policy)
-
-    def call(self, inputs, training=None):
-        hidden = activate(self.dense_in(self.norm(inputs)), "gelu")
-        return self.dense_out(self.hidden_dropout(hidden, training=training))
-
-    def compute_output_shape(self, inputs_shape):
-        return inputs_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            widening_factor=self.widening_factor,
-            use_bias=self.use_bias,
-            dropout=self.dropout,
-            epsilon=self.epsilon,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
+        config.update(prefix_dropout=self.prefix_dropout, seed=self.seed,
+                      separate_prefix_norm=self.separate_prefix_norm)
         return config

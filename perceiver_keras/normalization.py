@@ -89,3 +89,64 @@ class LayerNorm(keras.layers.LayerNormalization):
         if self.center:
             outputs = outputs + ops.cast(self.beta, dtype)
         return ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="perceiver_keras")
+class RMSNorm(keras.layers.Layer):
+    """Root-mean-square normalization over the last axis with a learned scale: T5's LayerNorm.
+
+    `x * rsqrt(mean(x^2) + epsilon) * scale`: no centring and no bias, the norm of T5 and of the
+    T5X (flaxformer) Perceiver AR. Like `LayerNorm` it computes in at least float32 under mixed
+    precision; its ops (MUL, MEAN, ADD, RSQRT) all have integer kernels.
+
+    Shapes: (..., C) -> (..., C).
+
+    Args:
+        epsilon: float, added to the mean square (T5 and flaxformer use 1e-6).
+
+    Example:
+    >>> RMSNorm()(keras.ops.ones((2, 3, 4))).shape
+    (2, 3, 4)
+
+    Reference: Zhang and Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019.
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, inputs_shape):
+        self.scale = self.add_weight(name="scale", shape=(inputs_shape[-1],), initializer="ones")
+
+    def call(self, inputs):
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, dtype)
+        scale = ops.rsqrt(ops.mean(x * x, axis=-1, keepdims=True) + self.epsilon)
+        return ops.cast(x * scale * ops.cast(self.scale, dtype), self.compute_dtype)
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon)
+        return config
+
+
+NORMALIZATIONS = ("layer_norm", "rms_norm")
+
+
+def check_normalization(normalization):
+    """Returns `normalization` if it is one of NORMALIZATIONS, else raises ValueError."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"`normalization` must be one of {list(NORMALIZATIONS)}. "
+                         f"Received: normalization={normalization!r}")
+    return normalization
+
+
+def normalization_layer(normalization, channels, epsilon, name, dtype):
+    """A built `LayerNorm` ("layer_norm") or `RMSNorm` ("rms_norm") over `channels`."""
+    kind = LayerNorm if check_normalization(normalization) == "layer_norm" else RMSNorm
+    layer = kind(epsilon=epsilon, name=name, dtype=dtype)
+    layer.build((None, None, channels))
+    return layer

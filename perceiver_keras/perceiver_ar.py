@@ -4,18 +4,29 @@ import keras
 from keras import ops
 
 from perceiver_keras import _checks
-from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention, PrenormMLP
+from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention
 from perceiver_keras.initialization import clone_initializer, derive_seed, reference_initializer, seed_initializers
+from perceiver_keras.mlp import check_activation
+from perceiver_keras.normalization import check_normalization, normalization_layer
+from perceiver_keras.prenorm_mlp import PrenormMLP
 from perceiver_keras.rows import take_rows
 
 PAD_ID = 0
 VOCAB_SIZE = 262
 """The byte vocabulary of `ByteTokenizer`: 6 special ids (0 is padding), then the bytes at 6..261."""
 
+T5X_LAYOUT = dict(normalization="rms_norm", epsilon=1e-6, position_embedding=False, final_norm=True,
+                  mlp_activation="gelu_tanh", gated_mlp=True, separate_prefix_norm=False,
+                  cross_attention_output_bias=False)
+"""`PerceiverAR` arguments of the T5X Perceiver AR's layout (google/flaxformer, by the paper's authors):
+T5 1.1 layers (RMS norms with epsilon 1e-6, no biases, gated GELU in flax's tanh form), positions from
+rotary alone, one norm over prefix and latents in the first layer, a final norm, untied logits. Its
+rotary covers every head channel: pass `rotary_channels=head_channels` too."""
+
 
 @keras.saving.register_keras_serializable(package="perceiver_keras")
 class CausalEmbedding(keras.layers.Layer):
-    """Token embedding plus a learned embedding of the position in the window.
+    """Token embedding plus (optionally) a learned embedding of the position in the window.
 
     Shapes: token ids (B, L) -> (B, L, D), L <= max_sequence_length.
 
@@ -24,14 +35,18 @@ class CausalEmbedding(keras.layers.Layer):
         max_sequence_length: int, number of learned positions.
         output_channels: int, D.
         embeddings_initializer: initializer of both tables (default normal, stddev 0.02).
+        position_embedding: bool, add the learned position table (default); False leaves positions
+            to the attentions' rotary encoding alone, as the T5X Perceiver AR.
 
     Example:
     >>> CausalEmbedding(262, 16, 8)(keras.ops.ones((2, 5), "int32")).shape
     (2, 5, 8)
     """
 
-    def __init__(self, vocabulary_size, max_sequence_length, output_channels, embeddings_initializer=None, **kwargs):
+    def __init__(self, vocabulary_size, max_sequence_length, output_channels, embeddings_initializer=None,
+                 position_embedding=True, **kwargs):
         super().__init__(**kwargs)
+        self.position_embedding = bool(position_embedding)
         self.vocabulary_size = _checks.positive_int("vocabulary_size", vocabulary_size)
         self.max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
         self.output_channels = _checks.positive_int("output_channels", output_channels)
@@ -42,6 +57,8 @@ class CausalEmbedding(keras.layers.Layer):
         self.token_embeddings = self.add_weight(
             name="token_embeddings", shape=(self.vocabulary_size, self.output_channels),
             initializer=clone_initializer(self.embeddings_initializer, "token_embeddings"))
+        if not self.position_embedding:
+            return
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=(self.max_sequence_length, self.output_channels),
             initializer=clone_initializer(self.embeddings_initializer, "position_embeddings"))
@@ -53,14 +70,16 @@ class CausalEmbedding(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' takes at most max_sequence_length={self.max_sequence_length} "
                              f"tokens. Received: token_ids.shape={tuple(token_ids.shape)}")
         tokens = take_rows(self.token_embeddings, ops.cast(token_ids, "int32"))
-        positions = self.position_embeddings[: ops.shape(token_ids)[1]]
-        return ops.cast(tokens + positions[None], self.compute_dtype)
+        if self.position_embedding:
+            tokens = tokens + self.position_embeddings[: ops.shape(token_ids)[1]][None]
+        return ops.cast(tokens, self.compute_dtype)
 
     def step(self, token, position):
         """token ids (B,) at window `position` (a scalar) -> (B, 1, D)."""
         tokens = take_rows(self.token_embeddings, ops.cast(token, "int32"))
-        position_embedding = take_rows(self.position_embeddings, ops.reshape(ops.cast(position, "int32"), (1,)))
-        return ops.cast((tokens + position_embedding)[:, None], self.compute_dtype)
+        if self.position_embedding:
+            tokens = tokens + take_rows(self.position_embeddings, ops.reshape(ops.cast(position, "int32"), (1,)))
+        return ops.cast(tokens[:, None], self.compute_dtype)
 
     def compute_output_shape(self, token_ids_shape):
         return (*token_ids_shape, self.output_channels)
@@ -69,7 +88,8 @@ class CausalEmbedding(keras.layers.Layer):
         config = super().get_config()
         config.update(vocabulary_size=self.vocabulary_size, max_sequence_length=self.max_sequence_length,
                       output_channels=self.output_channels,
-                      embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer))
+                      embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+                      position_embedding=self.position_embedding)
         return config
 
 
@@ -122,10 +142,23 @@ class PerceiverAR(keras.Model):
         dropout: float, dropout on attention probabilities and MLP activations.
         prefix_dropout: float, fraction of prefix positions dropped per example while training.
         pad_id: int, the padding token id (masked in the prefix).
-        epsilon: LayerNorm epsilon.
+        epsilon: norm epsilon.
         kernel_initializer: initializer of every projection and of the logits (default normal, stddev
             0.02, as the reference; each weight gets its own clone). Embeddings stay normal(0.02).
         seed: optional int, seeds every initializer (each weight its own derived seed).
+        normalization: "layer_norm" (default, the reference's) or "rms_norm" (T5's scale-only norm).
+        position_embedding: bool, learned absolute positions added to the token embedding (default).
+        final_norm: bool, a norm before the logits (default False, as the reference).
+        mlp_activation: "gelu" (exact, default), "gelu_tanh" or a Keras activation name.
+        gated_mlp: bool, T5 1.1's gated MLPs (default False).
+        separate_prefix_norm: bool, the cross-attention normalizes the prefix with its own norm
+            (default, as the reference) or with the latents' one.
+        cross_attention_output_bias: bool, a bias in the cross-attention's output projection
+            (default True, as the reference).
+
+    The defaults are the layout of lucidrains' perceiver-ar-pytorch. `T5X_LAYOUT` (with
+    `rotary_channels=head_channels`) is the layout of the paper's authors' T5X Perceiver AR
+    (google/flaxformer; the `c4_ar_*` presets), whose parameters `zoo.convert.from_flaxformer` loads.
 
     Example:
     >>> model = PerceiverAR(max_sequence_length=12, num_latents=4, num_channels=32, num_heads=2,
@@ -146,8 +179,12 @@ class PerceiverAR(keras.Model):
     def __init__(self, vocabulary_size=VOCAB_SIZE, max_sequence_length=1024, num_latents=256, num_channels=256,
                  num_heads=4, head_channels=64, num_self_attention_layers=4, num_cross_attention_layers=1,
                  widening_factor=4, rotary_channels=None, dropout=0.0, prefix_dropout=0.0, pad_id=PAD_ID,
-                 epsilon=1e-5, kernel_initializer=None, seed=None, **kwargs):
+                 epsilon=1e-5, kernel_initializer=None, seed=None, normalization="layer_norm", position_embedding=True,
+                 final_norm=False, mlp_activation="gelu", gated_mlp=False, separate_prefix_norm=True,
+                 cross_attention_output_bias=True, **kwargs):
         _checks.positive_int("max_sequence_length", max_sequence_length)
+        check_normalization(normalization)
+        check_activation(mlp_activation)
         _checks.positive_int("num_latents", num_latents)
         if num_latents > max_sequence_length:
             raise ValueError("`num_latents` must be at most `max_sequence_length`. "
@@ -164,17 +201,23 @@ class PerceiverAR(keras.Model):
         prefix_length = max_sequence_length - num_latents
         kernels = dict(kernel_initializer=kernel_initializer, dtype=dtype)
         attention_args = dict(num_heads=num_heads, head_channels=head_channels, rotary_channels=rotary_channels,
-                              dropout=dropout, epsilon=epsilon, **kernels)
-        embedding = CausalEmbedding(vocabulary_size, max_sequence_length, num_channels, name="embedding", dtype=dtype)
+                              dropout=dropout, epsilon=epsilon, normalization=normalization, **kernels)
+        mlp_args = dict(dropout=dropout, epsilon=epsilon, normalization=normalization, activation=mlp_activation,
+                        gated=gated_mlp, **kernels)
+        embedding = CausalEmbedding(vocabulary_size, max_sequence_length, num_channels, name="embedding",
+                                    position_embedding=position_embedding, dtype=dtype)
         cross_layers = [
             (CausalCrossAttention(prefix_dropout=prefix_dropout, seed=None if seed is None else derive_seed(seed, "drop", i),
+                                  separate_prefix_norm=separate_prefix_norm, output_bias=cross_attention_output_bias,
                                   name=f"cross_attention_{i}", **attention_args),
-             PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"cross_mlp_{i}", **kernels))
+             PrenormMLP(widening_factor, name=f"cross_mlp_{i}", **mlp_args))
             for i in range(num_cross_attention_layers)]
         self_layers = [
             (CausalSelfAttention(name=f"self_attention_{i}", **attention_args),
-             PrenormMLP(widening_factor, dropout=dropout, epsilon=epsilon, name=f"self_mlp_{i}", **kernels))
+             PrenormMLP(widening_factor, name=f"self_mlp_{i}", **mlp_args))
             for i in range(num_self_attention_layers)]
+        # The norm's weights are ones (no initializer to seed); built here so the graph below sees its weights.
+        output_norm = normalization_layer(normalization, num_channels, epsilon, "final_norm", dtype) if final_norm else None
         head = keras.layers.Dense(vocabulary_size, use_bias=False, name="logits", dtype=dtype,
                                   kernel_initializer=clone_initializer(kernel_initializer, "logits"))
         if seed is not None:
@@ -192,11 +235,17 @@ class PerceiverAR(keras.Model):
         for attention, mlp in self_layers:
             latents = latents + attention(latents, first_position=prefix_length)
             latents = latents + mlp(latents)
+        if output_norm is not None:
+            latents = output_norm(latents)
         # Logits in float32 under mixed precision, as the other models' outputs: the loss and sampling need the range.
         logits = ops.cast(head(latents), "float32")
         super().__init__(inputs=token_ids, outputs=logits, **kwargs)
 
         self.embedding, self.cross_layers, self.self_layers, self.head = embedding, cross_layers, self_layers, head
+        self.output_norm = output_norm
+        self.normalization, self.position_embedding, self.final_norm = normalization, position_embedding, final_norm
+        self.mlp_activation, self.gated_mlp = mlp_activation, gated_mlp
+        self.separate_prefix_norm, self.cross_attention_output_bias = separate_prefix_norm, cross_attention_output_bias
         self.vocabulary_size, self.max_sequence_length = vocabulary_size, max_sequence_length
         self.num_latents, self.prefix_length, self.num_channels = num_latents, prefix_length, num_channels
         self.num_heads, self.head_channels = num_heads, head_channels
@@ -247,6 +296,8 @@ class PerceiverAR(keras.Model):
             latents = latents + mlp(latents)
             caches["self_keys"].append(keys)
             caches["self_values"].append(values)
+        if self.output_norm is not None:
+            latents = self.output_norm(latents)
         cache = {"token_ids": token_ids}
         shapes = self.cache_shapes(ops.shape(token_ids)[0])
         for name, tensors in caches.items():
@@ -288,6 +339,8 @@ class PerceiverAR(keras.Model):
             updated["self_values"].append(values)
         for name in ("cross_keys", "cross_values", "self_keys", "self_values"):
             updated[name] = _stacked(updated[name], cache[name])
+        if self.output_norm is not None:
+            latent = self.output_norm(latent)
         return ops.cast(self.head(latent)[:, 0], "float32"), updated
 
     def _check_cache(self, cache, batch_size):
@@ -313,7 +366,11 @@ class PerceiverAR(keras.Model):
             "num_cross_attention_layers": self.num_cross_attention_layers,
             "widening_factor": self.widening_factor, "rotary_channels": self.rotary_channels,
             "dropout": self.dropout, "prefix_dropout": self.prefix_dropout, "pad_id": self.pad_id,
-            "epsilon": self.epsilon, "seed": self.seed,
+            "epsilon": self.epsilon, "seed": self.seed, "normalization": self.normalization,
+            "position_embedding": self.position_embedding, "final_norm": self.final_norm,
+            "mlp_activation": self.mlp_activation, "gated_mlp": self.gated_mlp,
+            "separate_prefix_norm": self.separate_prefix_norm,
+            "cross_attention_output_bias": self.cross_attention_output_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "dtype": keras.dtype_policies.serialize(self.layers_dtype),
         }

@@ -177,10 +177,17 @@ def test_greedy_mode_ignores_temperature_and_presets_build():
     assert small.count_params() - baseline.count_params() == 896 * 128
 
 
-def test_paper_sized_preset_has_its_parameter_count():
-    preset = zoo.registry.get_preset("wikitext103_ar")
-    model = zoo.create_model("wikitext103_ar")
-    assert model.count_params() == preset.metadata["parameter_count"] == 30_696_960
+@pytest.mark.parametrize("name, count", [
+    ("wikitext103_ar", 30_696_960),
+    # flaxformer's own counts of perceiver_ar_small.gin / perceiver_ar_base.gin at c4_lm.gin's 8,192 tokens
+    # (`python tests/reference/flaxformer_fixture.py --count` with flaxformer installed: `make flaxformer-fixture`).
+    ("c4_ar_small", 58_071_552),
+    ("c4_ar_base", 162_614_016),
+])
+def test_paper_sized_preset_has_its_parameter_count(name, count):
+    preset = zoo.registry.get_preset(name)
+    model = zoo.create_model(name)
+    assert model.count_params() == preset.metadata["parameter_count"] == count
 
 
 def test_tune_searches_perceiver_ar_widths_under_their_own_names(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from perceiver_keras import TextPreprocessor, TrainablePositionEncoding
+from perceiver_keras import RMSNorm, TextPreprocessor, TrainablePositionEncoding
 from perceiver_keras.schedules import FlatCosineSchedule
 
 
@@ -16,7 +16,7 @@ def no_decay_variables(model: keras.Model) -> list:
     """Biases, normalisation parameters, position encodings and queries: excluded from weight decay."""
     excluded = {id(v): v for v in model.trainable_variables if v.name == "bias"}
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, (keras.layers.LayerNormalization, keras.layers.BatchNormalization)):
+        if isinstance(layer, (keras.layers.LayerNormalization, keras.layers.BatchNormalization, RMSNorm)):
             excluded.update({id(v): v for v in layer.trainable_variables})
         if isinstance(layer, TrainablePositionEncoding):
             excluded[id(layer.embeddings)] = layer.embeddings

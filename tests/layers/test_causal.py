@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from perceiver_keras.causal import CausalCrossAttention, CausalSelfAttention, PrenormMLP
+from perceiver_keras.normalization import RMSNorm
 from perceiver_keras.perceiver_ar import CausalEmbedding
 
 from .helpers import TOLERANCE, random_inputs, randomize_weights, run_layer_test, to_numpy
@@ -14,25 +15,55 @@ from .helpers import TOLERANCE, random_inputs, randomize_weights, run_layer_test
 HEADS = dict(num_heads=2, head_channels=8, rotary_channels=4)
 
 
-def test_self_attention_layer_contract(tmp_path):
-    run_layer_test(CausalSelfAttention, dict(HEADS, dropout=0.1), random_inputs(0, latents=(2, 5, 12)), (2, 5, 12),
+T5X = dict(normalization="rms_norm", epsilon=1e-6, output_bias=False)  # the T5X Perceiver AR's attentions
+
+
+@pytest.mark.parametrize("layout", [{}, T5X], ids=["reference_layout", "t5x_layout"])
+def test_self_attention_layer_contract(tmp_path, layout):
+    run_layer_test(CausalSelfAttention, dict(HEADS, dropout=0.1, **layout), random_inputs(0, latents=(2, 5, 12)),
+                   (2, 5, 12), tmp_path)
+
+
+@pytest.mark.parametrize("layout", [{}, dict(T5X, separate_prefix_norm=False)], ids=["reference_layout", "t5x_layout"])
+def test_cross_attention_layer_contract(tmp_path, layout):
+    inputs = random_inputs(0, latents=(2, 3, 12), prefix=(2, 6, 12))
+    inputs["prefix_mask"] = np.array([[0, 0, 1, 1, 1, 1], [1] * 6], "int32")
+    run_layer_test(CausalCrossAttention, dict(HEADS, prefix_dropout=0.25, seed=3, **layout), inputs, (2, 3, 12),
                    tmp_path)
 
 
-def test_cross_attention_layer_contract(tmp_path):
-    inputs = random_inputs(0, latents=(2, 3, 12), prefix=(2, 6, 12))
-    inputs["prefix_mask"] = np.array([[0, 0, 1, 1, 1, 1], [1] * 6], "int32")
-    run_layer_test(CausalCrossAttention, dict(HEADS, prefix_dropout=0.25, seed=3), inputs, (2, 3, 12), tmp_path)
+@pytest.mark.parametrize("layout", [dict(use_bias=True), dict(normalization="rms_norm", activation="gelu_tanh", gated=True)],
+                         ids=["reference_layout", "t5x_layout"])
+def test_mlp_layer_contract(tmp_path, layout):
+    run_layer_test(PrenormMLP, dict(widening_factor=2, **layout), random_inputs(0, inputs=(2, 4, 6)), (2, 4, 6),
+                   tmp_path)
 
 
-def test_mlp_layer_contract(tmp_path):
-    run_layer_test(PrenormMLP, dict(widening_factor=2, use_bias=True), random_inputs(0, inputs=(2, 4, 6)),
-                   (2, 4, 6), tmp_path)
+def test_rms_norm_layer_contract_and_formula(tmp_path):
+    inputs = random_inputs(0, inputs=(2, 4, 6))
+    run_layer_test(RMSNorm, dict(epsilon=1e-6), inputs, (2, 4, 6), tmp_path)
+    layer = RMSNorm(epsilon=1e-6)
+    layer.build((None, 6))
+    layer.scale.assign(np.linspace(0.5, 1.5, 6).astype("float32"))
+    x = inputs["inputs"]
+    want = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + 1e-6) * np.linspace(0.5, 1.5, 6)
+    np.testing.assert_allclose(to_numpy(layer(x)), want, rtol=1e-5, atol=1e-5)
 
 
-def test_embedding_layer_contract(tmp_path):
+def test_shared_prefix_norm_and_gated_mlp_change_the_weights():
+    cross = CausalCrossAttention(**HEADS, separate_prefix_norm=False, output_bias=False)
+    cross.build((None, 3, 12), (None, 6, 12))
+    assert cross.prefix_norm is cross.norm and cross.output_dense.bias is None
+    mlp = PrenormMLP(widening_factor=2, gated=True)
+    mlp.build((None, 4, 6))
+    assert [w.shape for w in mlp.trainable_weights].count((6, 12)) == 2  # dense_in and dense_gate
+
+
+@pytest.mark.parametrize("position_embedding", [True, False])
+def test_embedding_layer_contract(tmp_path, position_embedding):
     ids = {"token_ids": np.arange(10, dtype="int32").reshape(2, 5)}
-    run_layer_test(CausalEmbedding, dict(vocabulary_size=12, max_sequence_length=7, output_channels=4), ids,
+    run_layer_test(CausalEmbedding, dict(vocabulary_size=12, max_sequence_length=7, output_channels=4,
+                                         position_embedding=position_embedding), ids,
                    (2, 5, 4), tmp_path, run_training_check=False)
 
 

@@ -1,15 +1,20 @@
 """The Perceiver AR model: parity with lucidrains' perceiver-ar-pytorch, and the cache equals the full pass."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
-from perceiver_keras.perceiver_ar import PerceiverAR
+from perceiver_keras.perceiver_ar import T5X_LAYOUT, PerceiverAR
 
 from .helpers import TOLERANCE, assert_fit_step, assert_saved_model_round_trip, to_numpy
 
 TINY = dict(vocabulary_size=20, max_sequence_length=12, num_latents=5, num_channels=16, num_heads=2, head_channels=8,
             rotary_channels=4, num_self_attention_layers=2, widening_factor=2, seed=0)
+T5X_TINY = dict(TINY, rotary_channels=8, **T5X_LAYOUT)  # the T5X (flaxformer) layout
+LAYOUTS = pytest.mark.parametrize("config", [TINY, T5X_TINY], ids=["reference_layout", "t5x_layout"])
+FLAXFORMER = Path(__file__).parents[1] / "reference" / "flaxformer_perceiver_ar.npz"
 
 
 def _ids(shape, seed=0, low=1):
@@ -52,8 +57,26 @@ def test_matches_perceiver_ar_pytorch(reference):
         assert np.abs(got - want).max() <= 1e-4
 
 
-def test_cached_steps_equal_the_full_pass():
-    model = _randomized(PerceiverAR(**TINY))
+@pytest.mark.reference
+def test_matches_the_t5x_perceiver_ar_of_flaxformer():
+    """flaxformer's logits, saved by tests/reference/flaxformer_fixture.py (flaxformer is not on PyPI)."""
+    from zoo.convert.flaxformer import from_flaxformer
+
+    fixture = np.load(FLAXFORMER)
+    params = {name[len("param:"):]: fixture[name] for name in fixture.files if name.startswith("param:")}
+    ours = from_flaxformer(params, num_heads=int(fixture["num_heads"]), head_channels=int(fixture["head_dim"]),
+                           num_latents=int(fixture["num_latents"]), max_sequence_length=int(fixture["window"]))
+    assert ours.count_params() == sum(value.size for value in params.values())
+    got = to_numpy(ours(fixture["tokens"]))
+    assert got.shape == fixture["logits"].shape
+    assert np.abs(got - fixture["logits"]).max() <= 1e-4
+    logits, _ = ours.prefill(fixture["tokens"])
+    assert np.abs(to_numpy(logits) - fixture["logits"]).max() <= 1e-4
+
+
+@LAYOUTS
+def test_cached_steps_equal_the_full_pass(config):
+    model = _randomized(PerceiverAR(**config))
     ids = _ids((2, 12))
     ids[0, :4] = 0  # a left-padded prompt
     known = 9  # prefill holds 9 tokens (7 prefix + 2 latents); the rest arrive one step at a time
@@ -76,8 +99,9 @@ def test_a_cache_of_the_wrong_shape_is_refused():
         model.decode_step(np.array([3], "int32"), 10, {"token_ids": cache["token_ids"]})
 
 
-def test_saves_loads_and_fits(tmp_path):
-    model = PerceiverAR(**dict(TINY, prefix_dropout=0.3, dropout=0.1))
+@LAYOUTS
+def test_saves_loads_and_fits(tmp_path, config):
+    model = PerceiverAR(**dict(config, prefix_dropout=0.3, dropout=0.1))
     ids = _ids((2, 12))
     clone = PerceiverAR.from_config(model.get_config())
     clone.set_weights(model.get_weights())
@@ -98,19 +122,21 @@ def test_seed_makes_weights_reproducible_and_plain_causal_transformer_has_no_pre
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_latents=13), "num_latents"), (dict(num_self_attention_layers=-1), "num_self_attention_layers"),
     (dict(num_cross_attention_layers=0), "num_cross_attention_layers"), (dict(prefix_dropout=1.5), "prefix_dropout"),
+    (dict(normalization="batch_norm"), "normalization"), (dict(mlp_activation="gleu"), "activation"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PerceiverAR(**dict(TINY, **kwargs))
 
 
-def test_mixed_bfloat16_stays_close_to_float32():
-    model = _randomized(PerceiverAR(**TINY), scale=0.1)
+@LAYOUTS
+def test_mixed_bfloat16_stays_close_to_float32(config):
+    model = _randomized(PerceiverAR(**config), scale=0.1)
     ids = _ids((1, 12))
     want = to_numpy(model(ids))
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        half = PerceiverAR(**TINY)
+        half = PerceiverAR(**config)
     finally:
         keras.config.set_dtype_policy("float32")
     half.set_weights(model.get_weights())
