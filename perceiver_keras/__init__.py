@@ -46,7 +46,7 @@ from perceiver_keras.perceiver_ar import CausalEmbedding, PerceiverAR
 from perceiver_keras.prenorm_mlp import PrenormMLP
 from perceiver_keras.normalization import LayerNorm, RMSNorm, gelu_tanh, integer_friendly
 from perceiver_keras.saving import load_model
-from perceiver_keras.schedules import FlatCosineSchedule
+from perceiver_keras.schedules import FlatCosineSchedule, InverseSquareRootSchedule
 from perceiver_keras.text import TextPreprocessor
 from perceiver_keras.position_encoding import (
     FourierPositionEncoding,
@@ -70,6 +70,7 @@ __all__ = [
     "EndPointError",
     "EndPointErrorLoss",
     "FlatCosineSchedule",
+    "InverseSquareRootSchedule",
     "FlowPostprocessor",
     "FlowPreprocessor",
     "FourierPositionEncoding",

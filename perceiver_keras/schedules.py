@@ -50,4 +50,34 @@ class FlatCosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
                     warmup_steps=self.warmup_steps, flat_fraction=self.flat_fraction)
 
 
+@keras.saving.register_keras_serializable(package="perceiver_keras")
+class InverseSquareRootSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant through the warm-up, then decaying as 1 / sqrt(step): T5's and T5X's pre-training schedule.
+
+    `learning_rate * sqrt(warmup_steps / max(step, warmup_steps))`; with `learning_rate` =
+    1 / sqrt(warmup_steps) it is t5x's `constant * rsqrt_decay` (base 1.0), 0.01 for 10,000 steps.
+
+    Args:
+        learning_rate: the rate of the first `warmup_steps` steps.
+        warmup_steps: steps before the decay starts (at least 1).
+
+    Example:
+    >>> schedule = InverseSquareRootSchedule(0.01, warmup_steps=10_000)
+    >>> optimizer = keras.optimizers.Adafactor(learning_rate=schedule)
+    """
+
+    def __init__(self, learning_rate: float, warmup_steps: int = 10_000):
+        if warmup_steps < 1:
+            raise ValueError(f"Expected warmup_steps >= 1. Received: warmup_steps={warmup_steps}")
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.maximum(keras.ops.cast(step, "float32") + 1.0, float(self.warmup_steps))
+        return self.learning_rate * keras.ops.sqrt(float(self.warmup_steps) / step)
+
+    def get_config(self):
+        return dict(learning_rate=self.learning_rate, warmup_steps=self.warmup_steps)
+
+
 register_former_names("zoo", FlatCosineSchedule)

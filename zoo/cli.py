@@ -213,8 +213,15 @@ def _generate(args: argparse.Namespace) -> int:
     if run.get("task") != "causal_language_modeling":
         raise ValueError(f"`generate` needs a causal_language_modeling run. Received: {args.run_dir} of task "
                          f"{run.get('task')!r}")
+    vocabulary = None
+    data_kwargs = (run.get("data") or {}).get("kwargs") or {}
+    if data_kwargs.get("tokenizer", "bytes") != "bytes":  # a SentencePiece run: its vocabulary, as it trained
+        from zoo.language.vocabulary import make_vocabulary
+
+        vocabulary = make_vocabulary(data_kwargs["tokenizer"], data_kwargs.get("vocabulary_size"),
+                                     data_kwargs.get("sentencepiece_model"))
     text = generate(model, args.prompt, args.max_new_bytes, args.temperature, args.top_k, args.top_p, args.seed,
-                    greedy=args.greedy, use_cache=args.use_cache)
+                    greedy=args.greedy, use_cache=args.use_cache, vocabulary=vocabulary)
     sys.stdout.write(text + "\n")
     return 0
 

@@ -22,8 +22,8 @@ from typing import Any
 from export.arguments import COUNT, NON_NEGATIVE_INT, Number
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-OPTIMIZERS = ("lamb", "adamw")  # zoo.schedules' (pinned by tests/test_cli_errors.py)
-SCHEDULES = ("constant", "cosine", "flat_cosine")
+OPTIMIZERS = ("lamb", "adamw", "adafactor")  # zoo.schedules' (pinned by tests/test_cli_errors.py)
+SCHEDULES = ("constant", "cosine", "flat_cosine", "rsqrt")
 SEED = Number(int, 0, 2**32 - 1)  # NumPy's seed range
 POSITIVE = Number(float, 0, low_open=True)
 NON_NEGATIVE = Number(float, 0)
@@ -74,10 +74,10 @@ class Option:
 COMMON_OPTIONS = {
     "epochs": Option("epochs to train", COUNT),
     "batch_size": Option("global batch size", COUNT),
-    "optimizer": Option("lamb or adamw", choices=OPTIMIZERS),
+    "optimizer": Option("lamb, adamw or adafactor", choices=OPTIMIZERS),
     "learning_rate": Option("peak learning rate", POSITIVE),
     "weight_decay": Option("decoupled weight decay (skips biases, norms, position encodings)", NON_NEGATIVE),
-    "schedule": Option("flat_cosine, cosine or constant", choices=SCHEDULES),
+    "schedule": Option("flat_cosine, cosine, rsqrt or constant", choices=SCHEDULES),
     "warmup_epochs": Option("linear warm-up epochs (0: none; at most --epochs)", NON_NEGATIVE_INT),
     "ema_momentum": Option("keep an exponential moving average of the weights (e.g. 0.99)", OPEN_FRACTION),
     "precision": Option("float32, mixed_bfloat16 or mixed_float16", choices=PRECISIONS),

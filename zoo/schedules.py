@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 
 from perceiver_keras import RMSNorm, TextPreprocessor, TrainablePositionEncoding
-from perceiver_keras.schedules import FlatCosineSchedule
+from perceiver_keras.schedules import FlatCosineSchedule, InverseSquareRootSchedule
 
 
 def no_decay_variables(model: keras.Model) -> list:
@@ -27,17 +27,19 @@ def no_decay_variables(model: keras.Model) -> list:
     return list(excluded.values())
 
 
-OPTIMIZERS = ("lamb", "adamw")
-SCHEDULES = ("constant", "cosine", "flat_cosine")
+OPTIMIZERS = ("lamb", "adamw", "adafactor")
+SCHEDULES = ("constant", "cosine", "flat_cosine", "rsqrt")
 
 
 def make_optimizer(model: keras.Model, name: str, learning_rate: float, weight_decay: float, schedule: str,
                    total_steps: int, warmup_steps: int = 0, ema_momentum: float | None = None
                    ) -> keras.optimizers.Optimizer:
-    """LAMB or AdamW with a schedule, weight decay skipping the no-decay variables.
+    """LAMB, AdamW or Adafactor with a schedule, weight decay skipping the no-decay variables.
 
     Schedules: "flat_cosine" (warm-up, flat to half-way, cosine to zero: the paper's ImageNet
-    schedule), "cosine" (warm-up then cosine decay: the paper's language schedule), "constant".
+    schedule), "cosine" (warm-up then cosine decay: the paper's language schedule), "rsqrt"
+    (constant through the warm-up, then 1 / sqrt(step): T5X's pre-training schedule), "constant".
+    Adafactor is T5X's (second-moment decay 0.8, no momentum).
 
     With `ema_momentum`, the optimizer keeps an exponential moving average of the weights, which
     `fit` swaps into the model when it ends.
@@ -46,6 +48,8 @@ def make_optimizer(model: keras.Model, name: str, learning_rate: float, weight_d
     if schedule in ("flat_cosine", "cosine"):
         lr = FlatCosineSchedule(learning_rate, total_steps, warmup_steps,
                                 flat_fraction=0.5 if schedule == "flat_cosine" else 0.0)
+    elif schedule == "rsqrt":
+        lr = InverseSquareRootSchedule(learning_rate, max(1, warmup_steps))
     elif schedule == "constant":
         lr = learning_rate
     else:
@@ -54,6 +58,9 @@ def make_optimizer(model: keras.Model, name: str, learning_rate: float, weight_d
         optimizer = keras.optimizers.Lamb(learning_rate=lr, weight_decay=weight_decay or None, **ema)
     elif name == "adamw":
         optimizer = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay, **ema)
+    elif name == "adafactor":  # t5x's adafactor.Adafactor(decay_rate=0.8): beta_2 = 1 - step^-0.8
+        optimizer = keras.optimizers.Adafactor(learning_rate=lr, beta_2_decay=-0.8, weight_decay=weight_decay or None,
+                                               **ema)
     else:
         raise ValueError(f"Unknown optimizer. Expected one of {list(OPTIMIZERS)}. Received: optimizer={name!r}")
     if weight_decay:

@@ -1,10 +1,11 @@
-"""tf.data pipelines of byte causal language modelling (Perceiver AR): windows cut from a byte stream.
+"""tf.data pipelines of causal language modelling (Perceiver AR): windows cut from a token stream.
 
 `causal_documents` reads a corpus of `data.SOURCES` (the masked LM's reader: `pydoc` offline, local
 text files, and TFDS C4, Wikipedia, `pg19` books, `wiki40b` and `tiny_shakespeare`, which must
 already be downloaded into `data_dir` with `tfds build`). Documents
-become one stream of byte ids (`ByteTokenizer` ids: UTF-8 byte + 6) with an EOS id before each
-document, and `causal_lm_dataset` cuts the stream into windows of `sequence_length + 1` ids.
+become one stream of ids with an EOS id before each document: byte ids (`ByteTokenizer`'s: UTF-8
+byte + 6) by default, or a SentencePiece model's (`zoo.language.vocabulary`); `causal_lm_dataset`
+cuts the stream into windows of `sequence_length + 1` ids.
 
 Each example is (x, y): x the window's first L ids (B, L), y the next id after each latent position,
 the window's last N ids (B, N). The loss is on the latents only: every target has the whole prefix
@@ -32,17 +33,24 @@ AUTOTUNE = tf.data.AUTOTUNE
 causal_documents = data.documents  # the masked LM's corpora: one reader for both tasks
 
 
-def byte_stream(docs: tf.data.Dataset) -> tf.data.Dataset:
-    """Documents -> a dataset of 1-D int32 id chunks, EOS before each document, whose concatenation is the stream."""
-    tokenizer = ByteTokenizer(add_special_tokens=False)
-    ids = docs.batch(64).map(plain(tokenizer.tokenize), num_parallel_calls=AUTOTUNE)
-    return ids.map(lambda rows: tf.concat([tf.fill([rows.nrows(), 1], EOS_ID), rows], 1).flat_values)
+def token_stream(docs: tf.data.Dataset, vocabulary=None) -> tf.data.Dataset:
+    """Documents -> a dataset of 1-D int32 id chunks, EOS before each document, whose concatenation is the stream.
+
+    `vocabulary`: a `zoo.language.vocabulary` vocabulary (default: bytes).
+    """
+    tokenize, eos_id = (ByteTokenizer(add_special_tokens=False).tokenize, EOS_ID) if vocabulary is None else (
+        vocabulary.tokenize, vocabulary.eos_id)
+    ids = docs.batch(64).map(plain(tokenize), num_parallel_calls=AUTOTUNE)
+    return ids.map(lambda rows: tf.concat([tf.fill([rows.nrows(), 1], eos_id), tf.cast(rows, tf.int32)], 1).flat_values)
+
+
+byte_stream = token_stream  # the byte stream: `token_stream` with its default vocabulary
 
 
 def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latents: int, batch_size: int,
                       training: bool, seed: int = 0, take: int | None = None,
-                      eval_window: int | None = None, every_byte: bool = False) -> tf.data.Dataset:
-    """Windows of the documents' byte stream as (x (B, L) int32, y (B, N) int32).
+                      eval_window: int | None = None, every_byte: bool = False, vocabulary=None) -> tf.data.Dataset:
+    """Windows of the documents' token stream as (x (B, L) int32, y (B, N) int32).
 
     Args:
         docs: document strings (e.g. from `causal_documents`).
@@ -58,6 +66,7 @@ def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latent
         every_byte: (evaluation) overlapping windows, one every N ids, so that every id of the stream
             after the first window's prefix is a target exactly once, with a full window before it
             (the held-out score of the whole split, not of one N in every L + 1 ids).
+        vocabulary: a `zoo.language.vocabulary` vocabulary (default: bytes).
     """
     check_positive(sequence_length=sequence_length, num_latents=num_latents, batch_size=batch_size, take=take,
                    eval_window=eval_window)
@@ -70,7 +79,7 @@ def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latent
                          f"sequence_length={sequence_length}")
     if training and take is None:
         docs = docs.shuffle(1_000, seed=seed, reshuffle_each_iteration=True)
-    stream = byte_stream(docs)
+    stream = token_stream(docs, vocabulary)
     if training:  # a new random start each epoch, so windows are not cut at the same places
         offsets = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         stream = tf.data.Dataset.zip((stream.enumerate(), offsets)).map(
@@ -99,11 +108,12 @@ def causal_lm_dataset(docs: tf.data.Dataset, *, sequence_length: int, num_latent
     return windows.batch(batch_size, drop_remainder=training).map(split, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def unigram_bits_per_byte(train: tf.data.Dataset, test: tf.data.Dataset) -> float:
-    """Held-out bits per byte of a unigram model (add-one smoothed byte frequencies of `train`'s targets)."""
-    counts = np.ones(VOCAB_SIZE)
+def unigram_bits_per_byte(train: tf.data.Dataset, test: tf.data.Dataset, vocabulary_size: int = VOCAB_SIZE) -> float:
+    """Held-out bits per token (per byte for bytes) of a unigram model: add-one smoothed frequencies of
+    `train`'s target ids."""
+    counts = np.ones(vocabulary_size)
     for _, y in train.as_numpy_iterator():
-        counts += np.bincount(y.ravel(), minlength=VOCAB_SIZE)
+        counts += np.bincount(y.ravel(), minlength=vocabulary_size)[:vocabulary_size]
     log_probs = np.log2(counts / counts.sum())
     targets = np.concatenate([y.ravel() for _, y in test.as_numpy_iterator()])
     if not len(targets):

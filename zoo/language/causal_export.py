@@ -366,11 +366,17 @@ def export_causal_language_model(model: PerceiverAR, out_dir: str | os.PathLike,
 def causal_hooks(windows: np.ndarray, calibration_windows: np.ndarray, *, prompts: list[str | bytes] | None = None,
                  max_new_bytes: int | None = None, stride: int | None = None,
                  step_quantizations: tuple[str, ...] = STEP_QUANTIZATIONS, num_step_windows: int = 8,
-                 num_steps: int | None = None, latency_runs: int = 20) -> dict[str, Any]:
+                 num_steps: int | None = None, latency_runs: int = 20, text_signature: bool = True) -> dict[str, Any]:
     """The export hooks of a Perceiver AR (`export.run_export`): "extra_signatures" ("generate"),
-    "extra_artifacts" (`write_step_files`), "thresholds" and "quantizations"."""
+    "extra_artifacts" (`write_step_files`), "thresholds" and "quantizations".
+
+    `text_signature=False` (a model of another vocabulary than bytes) leaves out the "generate"
+    signature, whose tokenizer is `ByteTokenizer`'s ops; the step files work on ids of any vocabulary.
+    """
 
     def signatures(model: PerceiverAR) -> dict[str, ExtraSignature]:
+        if not text_signature:
+            return {}
         checked = prompts if prompts is not None else prompts_of(windows, model.prefix_length)
         checked = [p.encode("utf-8") if isinstance(p, str) else bytes(p) for p in checked]
         slide = max(1, model.num_latents // 2) if stride is None else stride
@@ -391,22 +397,30 @@ def causal_hooks(windows: np.ndarray, calibration_windows: np.ndarray, *, prompt
 
 def export_arrays(dataset: str, sequence_length: int, num_latents: int, data_dir: str | None = None,
                   files: str | list[str] | None = None, num_calibration: int = 64, num_eval: int | None = 256,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, tokenizer: str = "bytes", vocabulary_size: int | None = None,
+                  sentencepiece_model: str | None = None) -> dict[str, Any]:
     """The `python -m export` data builder of a causal_language_modeling run (named in run.json's "data").
 
     Returns:
         `{"calibration": token ids (n, L), "eval": (token ids (n, L), next ids (n, N))}` (training and
-        validation windows, cut as in training) and the hooks of `causal_hooks`.
+        validation windows, cut as in training, in the run's vocabulary: `tokenizer`, with
+        `vocabulary_size` and `sentencepiece_model` as `zoo.language.vocabulary.make_vocabulary`) and the
+        hooks of `causal_hooks`.
     """
     from zoo.language import causal_data
+    from zoo.language.vocabulary import make_vocabulary
+
+    vocabulary = make_vocabulary(tokenizer, vocabulary_size, sentencepiece_model)
 
     def windows(split: str, take: int | None):
         docs = causal_data.causal_documents(dataset, split, data_dir=data_dir, files=files)
         ds = causal_data.causal_lm_dataset(docs, sequence_length=sequence_length, num_latents=num_latents,
-                                           batch_size=64, training=False, seed=seed, take=take)
+                                           batch_size=64, training=False, seed=seed, take=take,
+                                           vocabulary=vocabulary)
         x, y = zip(*ds.as_numpy_iterator())
         return np.concatenate(x), np.concatenate(y)
 
     calibration, _ = windows("train", num_calibration)
     evaluation = windows("validation", num_eval)
-    return {"calibration": calibration, "eval": evaluation, **causal_hooks(evaluation[0], calibration)}
+    return {"calibration": calibration, "eval": evaluation,
+            **causal_hooks(evaluation[0], calibration, text_signature=vocabulary.name == "bytes")}

@@ -1,4 +1,4 @@
-"""Byte text generation with a Perceiver AR model, cached: each new byte costs one latent step.
+"""Text generation with a Perceiver AR model, cached: each new byte (token) costs one latent step.
 
 The model reads windows of up to L bytes whose first P are the prefix. Generation keeps one window:
 a prompt longer than L keeps its last L bytes (with a warning), one shorter than P + 1 is
@@ -8,6 +8,9 @@ When the window is full, it slides by `stride` bytes and is read again: the pape
 sampling, a full pass every `stride` bytes and one latent step for each of the others. Without the
 cache, every byte is a full pass over the same window, so both give the same logits (greedy
 decoding the same bytes; `tests/test_causal_generation.py` checks it).
+
+A model of another vocabulary than bytes (a SentencePiece preset) generates with its
+`zoo.language.vocabulary` vocabulary: lengths then count its tokens.
 
 Example:
     >>> model = zoo.create_model("pydoc_ar")
@@ -44,10 +47,14 @@ def check_sampling(max_new_bytes: int, temperature: float, top_k: int | None, to
 
 
 def next_byte_id(logits: np.ndarray, rng: np.random.Generator, *, greedy: bool, temperature: float,
-                 top_k: int | None, top_p: float | None) -> int:
-    """One token id from next-token logits (V,): only byte ids (>= BYTE_OFFSET) are ever chosen."""
+                 top_k: int | None, top_p: float | None, allowed: np.ndarray | None = None) -> int:
+    """One token id from next-token logits (V,): only byte ids (>= BYTE_OFFSET), or the ids where `allowed`
+    (V,) holds, are ever chosen."""
     logits = np.asarray(logits, np.float64).copy()
-    logits[:BYTE_OFFSET] = -np.inf
+    if allowed is None:
+        logits[:BYTE_OFFSET] = -np.inf
+    else:
+        logits[~np.asarray(allowed, bool)] = -np.inf
     if greedy:
         return int(np.argmax(logits))
     logits /= temperature
@@ -101,7 +108,7 @@ def _jax_jit(model: keras.Model, method: Callable) -> Callable:
 def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None, *,
              greedy: bool = False, use_cache: bool = True, stride: int | None = None,
-             return_bytes: bool = False) -> str | bytes:
+             return_bytes: bool = False, vocabulary: Any = None) -> str | bytes:
     """Continues `prompt` by up to `max_new_bytes` bytes sampled from a `PerceiverAR` model.
 
     Args:
@@ -117,6 +124,8 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
         use_cache: one latent step per byte (True) or a full pass over the window per byte.
         stride: bytes the window slides by when it is full, 1..num_latents (default num_latents // 2).
         return_bytes: return the new bytes rather than their UTF-8 decoding (invalid bytes replaced).
+        vocabulary: the model's `zoo.language.vocabulary` vocabulary when it is not bytes (e.g.
+            `vocabulary_for(preset)` of a SentencePiece preset); `max_new_bytes` then counts tokens.
 
     Returns:
         The generated continuation (without the prompt).
@@ -126,12 +135,15 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
         if not hasattr(model, name):
             raise ValueError(f"`model` must be a perceiver_keras.PerceiverAR (it has no `{name}`). "
                              f"Received: {type(model).__name__}")
-    if getattr(model, "vocabulary_size", VOCAB_SIZE) < VOCAB_SIZE:
+    if vocabulary is None and getattr(model, "vocabulary_size", VOCAB_SIZE) < VOCAB_SIZE:
         raise ValueError(f"`model` must predict byte ids (vocabulary_size >= {VOCAB_SIZE}: 6 special ids, then the "
                          f"256 bytes). Received: vocabulary_size={model.vocabulary_size}")
+    if vocabulary is not None and vocabulary.size != getattr(model, "vocabulary_size", vocabulary.size):
+        raise ValueError(f"`vocabulary` must have the model's vocabulary_size={model.vocabulary_size} ids. "
+                         f"Received: a vocabulary of {vocabulary.size}")
     length, latents, prefix = model.max_sequence_length, model.num_latents, model.prefix_length
     stride = check_stride(stride, latents)
-    window = prompt_window(prompt, length, prefix, model.pad_id)
+    window = prompt_window(prompt, length, prefix, model.pad_id, vocabulary)
     functions = _compiled(model)
 
     def read(window: list[int]) -> tuple[np.ndarray, Any]:
@@ -150,7 +162,7 @@ def generate(model: keras.Model, prompt: str | bytes, max_new_bytes: int = 256, 
 
     out = sample_continuation(window, read, step if use_cache else None, length=length, stride=stride,
                               max_new_bytes=max_new_bytes, rng=np.random.default_rng(seed),
-                              greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p)
+                              greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, vocabulary=vocabulary)
     return out if return_bytes else out.decode("utf-8", errors="replace")
 
 
@@ -162,33 +174,39 @@ def check_stride(stride: int | None, latents: int) -> int:
     return stride
 
 
-def prompt_window(prompt: str | bytes, length: int, prefix: int, pad_id: int) -> list[int]:
-    """The first window's token ids: the prompt's last `length` bytes (with a warning if cut), left-padded to P + 1."""
+def prompt_window(prompt: str | bytes, length: int, prefix: int, pad_id: int, vocabulary: Any = None) -> list[int]:
+    """The first window's token ids: the prompt's last `length` bytes (tokens of `vocabulary`; with a warning
+    if cut), left-padded to P + 1."""
     data = prompt.encode("utf-8") if isinstance(prompt, str) else bytes(prompt)
     if not data:
         raise ValueError("`prompt` must hold at least one byte. Received: prompt=''")
-    if len(data) > length:
-        warnings.warn(f"The prompt has {len(data)} bytes, more than the model's window of max_sequence_length="
-                      f"{length}: generating from its last {length} bytes.", stacklevel=3)
-        data = data[-length:]
-    window = [b + BYTE_OFFSET for b in data]
+    window = [b + BYTE_OFFSET for b in data] if vocabulary is None else vocabulary.encode(data)
+    unit = "bytes" if vocabulary is None else f"{vocabulary.unit}s"
+    if not window:
+        raise ValueError(f"`prompt` must hold at least one {vocabulary.unit}. Received: prompt={prompt!r}")
+    if len(window) > length:
+        warnings.warn(f"The prompt has {len(window)} {unit}, more than the model's window of max_sequence_length="
+                      f"{length}: generating from its last {length} {unit}.", stacklevel=3)
+        window = window[-length:]
     return [pad_id] * max(0, prefix + 1 - len(window)) + window
 
 
 def sample_continuation(window: list[int], read: Callable[[list[int]], tuple[np.ndarray, Any]],
                         step: Callable[[int, int, Any], tuple[np.ndarray, Any]] | None, *, length: int, stride: int,
-                        max_new_bytes: int, rng: np.random.Generator, **sampling: Any) -> bytes:
+                        max_new_bytes: int, rng: np.random.Generator, vocabulary: Any = None, **sampling: Any) -> bytes:
     """The generation loop, whatever runs the model (Keras here, LiteRT in `tflite_generation`).
 
     `read(window)` gives the next-token logits (V,) after a window and its cache; `step(token, position,
     cache)` the logits after one more token at `position` and the updated cache (None: read the
-    window again for every byte). A full window slides by `stride` and is read again.
+    window again for every byte). A full window slides by `stride` and is read again. Returns the new
+    bytes (the decoding of the new ids by `vocabulary` when it is not bytes).
     """
     window, new = list(window), []
+    allowed = None if vocabulary is None else vocabulary.sampling_mask()
     logits, cache = read(window)
     for _ in range(max_new_bytes):
-        token = next_byte_id(logits, rng, **sampling)
-        new.append(token - BYTE_OFFSET)
+        token = next_byte_id(logits, rng, allowed=allowed, **sampling)
+        new.append(token)
         if len(new) == max_new_bytes:
             break
         if len(window) == length:  # full: slide by `stride` and read the window again
@@ -197,4 +215,4 @@ def sample_continuation(window: list[int], read: Callable[[list[int]], tuple[np.
         else:
             window.append(token)
             logits, cache = read(window) if step is None else step(token, len(window) - 1, cache)
-    return bytes(new)
+    return bytes(t - BYTE_OFFSET for t in new) if vocabulary is None else vocabulary.decode(new)

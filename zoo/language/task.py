@@ -9,6 +9,7 @@ import numpy as np
 
 from perceiver_keras.metrics import BitsPerByte
 from zoo.language import causal_data, data, metrics
+from zoo.language.vocabulary import tokenizer_of, unit_of, vocabulary_for
 from zoo.language.classification_data import classification_dataset, classification_info
 from zoo.options import EVAL_TAKE, OPEN_FRACTION, Option
 from zoo.recipe import Recipe
@@ -144,7 +145,8 @@ def _causal_windows(preset: Preset) -> dict[str, int]:
 
 
 class CausalLanguageModelingRecipe(Recipe):
-    """Byte causal language modelling (Perceiver AR): loss on the latent positions, scored in bits per byte."""
+    """Causal language modelling (Perceiver AR): loss on the latent positions, scored in bits per byte
+    (bits per token for a SentencePiece preset, whose metadata's "tokenizer" names its vocabulary)."""
 
     name = "causal_language_modeling"
     objective_direction = "min"
@@ -154,6 +156,8 @@ class CausalLanguageModelingRecipe(Recipe):
         "corpus": MaskedLanguageModelingRecipe.options["corpus"],
         "text_files": MaskedLanguageModelingRecipe.options["text_files"],
         "eval_take": EVAL_TAKE,
+        "sentencepiece_model": Option("the SentencePiece model file or URL of a preset with tokenizer "
+                                      "t5_sentencepiece (default: T5's, gs://t5-data/vocabs/...)"),
     }
     check = MaskedLanguageModelingRecipe.check
 
@@ -165,7 +169,8 @@ class CausalLanguageModelingRecipe(Recipe):
         """
         source = _corpus(preset, options)
         files, data_dir = options.get("text_files"), options.get("data_dir")
-        common = dict(_causal_windows(preset), batch_size=batch_size, seed=seed)
+        common = dict(_causal_windows(preset), batch_size=batch_size, seed=seed,
+                      vocabulary=vocabulary_for(preset, options))
         train_docs = causal_data.causal_documents(source, "train", data_dir=data_dir, files=files)
         test_docs = causal_data.causal_documents(source, "validation", data_dir=data_dir, files=files)
         # A corpus is a stream: epochs are `steps_per_epoch` batches of an endless repetition.
@@ -176,22 +181,25 @@ class CausalLanguageModelingRecipe(Recipe):
         return train, test
 
     def baselines(self, preset: Preset, options: dict[str, Any]) -> dict[str, float]:
-        """Held-out bits per byte of a unigram byte model fitted to the training stream."""
+        """Held-out bits per byte (token) of a unigram model fitted to the training stream."""
         train, test = self.datasets(preset, options["batch_size"], options.get("seed", 0), {**options, "take": None})
         train = train.take(options.get("steps_per_epoch") or 100)
-        return {"unigram_bits_per_byte": causal_data.unigram_bits_per_byte(train, test)}
+        size = vocabulary_for(preset, options).size
+        return {f"unigram_bits_per_{unit_of(preset)}": causal_data.unigram_bits_per_byte(train, test, size)}
 
     def loss(self, preset: Preset, options: dict[str, Any]) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def metrics(self, preset: Preset) -> list:
-        return [BitsPerByte(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        return [BitsPerByte(name=f"bits_per_{unit_of(preset)}"), keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         return {
             "builder": "zoo.language.causal_export:export_arrays",
             "kwargs": {"dataset": _corpus(preset, options), **_causal_windows(preset),
-                       "data_dir": options.get("data_dir"), "files": options.get("text_files")},
+                       "data_dir": options.get("data_dir"), "files": options.get("text_files"),
+                       "tokenizer": tokenizer_of(preset), "vocabulary_size": preset.config.get("vocabulary_size"),
+                       "sentencepiece_model": options.get("sentencepiece_model")},
         }
 
 
