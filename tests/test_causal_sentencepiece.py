@@ -124,3 +124,15 @@ def test_exports_the_step_pair_without_a_byte_generate_signature(token_run, tmp_
                                  str(out / "saved_model"), "--tag_set", "serve"], capture_output=True, text=True,
                                 timeout=300)
     assert "serving_default" in signatures.stdout and "generate" not in signatures.stdout
+    # The float32 pair generates the Keras model's tokens in the run's vocabulary.
+    from zoo.language.tflite_generation import TFLiteGenerator
+
+    model = keras.saving.load_model(token_run / "model.keras")
+    vocabulary = make_vocabulary("t5_sentencepiece", 512, json.loads((token_run / "run.json").read_text())
+                                 ["data"]["kwargs"]["sentencepiece_model"])
+    generator = TFLiteGenerator(out / "prefill_float32.tflite", out / "decode_step_float32.tflite")
+    prompt = "Return the number of items in a container, as len() does for a list or a dict. " * 2
+    with pytest.warns(UserWarning, match="tokens, more than the model's window"):
+        want = generate(model, prompt, 40, greedy=True, vocabulary=vocabulary)  # slides its window
+    with pytest.warns(UserWarning, match="tokens"):
+        assert generator.generate(prompt, 40, greedy=True, vocabulary=vocabulary) == want

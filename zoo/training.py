@@ -59,6 +59,19 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def with_known_length(dataset: tf_data.Dataset) -> tf_data.Dataset:
+    """`dataset` with its number of batches stated, counted by one pass when tf.data cannot tell it.
+
+    Keras warns "Your input ran out of data; interrupting training" at the end of every first pass
+    over a dataset of unknown length (a corpus cut into windows): counted, evaluation ends quietly
+    and the warning keeps its meaning for training data that really runs out.
+    """
+    if int(dataset.cardinality()) != int(tf_data.UNKNOWN_CARDINALITY):
+        return dataset
+    count = int(dataset.reduce(0, lambda count, _: count + 1))
+    return dataset.apply(tf_data.experimental.assert_cardinality(count))
+
+
 def training_options(preset: registry.Preset, **overrides: Any) -> dict[str, Any]:
     """The preset's training defaults with the given (non-None) overrides."""
     options = dict(preset.metadata.get("training", {}))
@@ -238,8 +251,8 @@ def train(task: str, preset_name: str, out: str | os.PathLike, *, model_override
         scope.enter_context(distribute.scope(dist))  # model, optimizer and metrics get distributed variables
         model = _create_model(preset_name, model_overrides, given=model_overrides_given)
         init_record = finetune.start_run(model, source, options, resumed, verbose)  # before compile: it may freeze
-        train_ds, test_ds = (distribute.shard_by_data(ds) for ds in
-                             recipe.datasets(preset, options["batch_size"], options["seed"], options))
+        train_ds, test_ds = recipe.datasets(preset, options["batch_size"], options["seed"], options)
+        train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(with_known_length(test_ds))
         steps = options.get("steps_per_epoch") or int(train_ds.cardinality())
         if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)):
             raise ValueError(f"The training data of preset '{preset_name}' has no fixed length (e.g. a repeated "
@@ -351,6 +364,7 @@ def evaluate(run_dir: str | os.PathLike, batch_size: int | None = None) -> dict[
     recipe = registry.get_recipe(run["task"])
     options = dict(run["options"], batch_size=batch_size or run["options"]["batch_size"])
     _, test_ds = recipe.datasets(preset, options["batch_size"], options["seed"], options)
+    test_ds = with_known_length(test_ds)
     model.compile(**recipe.compile_args(preset, options))
     results = evaluation_model(recipe, model, preset, options).evaluate(test_ds, return_dict=True, verbose=0)
     return {k: float(v) for k, v in results.items() if not math.isnan(float(v))}

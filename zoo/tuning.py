@@ -162,6 +162,7 @@ class PresetHyperModel(keras_tuner.HyperModel):
         if self._data is None:
             o = self.options
             train, test = self.recipe.datasets(self.preset, o["batch_size"], o["seed"], o)
+            test = training.with_known_length(test)
             steps = o.get("steps_per_epoch") or int(train.cardinality())
             if steps in (int(tf_data.INFINITE_CARDINALITY), int(tf_data.UNKNOWN_CARDINALITY)) or steps < 1:
                 raise ValueError(f"The training data of preset '{self.preset_name}' has no fixed length or no complete "

@@ -159,7 +159,13 @@ class CausalLanguageModelingRecipe(Recipe):
         "sentencepiece_model": Option("the SentencePiece model file or URL of a preset with tokenizer "
                                       "t5_sentencepiece (default: T5's, gs://t5-data/vocabs/...)"),
     }
-    check = MaskedLanguageModelingRecipe.check
+    def check(self, preset: Preset, options: dict[str, Any]) -> None:
+        """The corpus options as the masked LM's; --sentencepiece-model only for a SentencePiece preset."""
+        MaskedLanguageModelingRecipe.check(self, preset, options)
+        if options.get("sentencepiece_model") and tokenizer_of(preset) == "bytes":
+            raise ValueError(f"--sentencepiece-model is read only by presets of a SentencePiece vocabulary (c4_ar_*); "
+                             f"preset '{preset.name}' reads bytes. Received: --sentencepiece-model "
+                             f"{options['sentencepiece_model']!r}")
 
     def datasets(self, preset: Preset, batch_size: int, seed: int, options: dict[str, Any]):
         """(train, validation) pipelines of (x (B, L), y (B, N)).

@@ -120,11 +120,13 @@ class TFLiteGenerator:
 
     def generate(self, prompt: str | bytes, max_new_bytes: int = 256, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None, *,
-                 greedy: bool = False, stride: int | None = None, return_bytes: bool = False) -> str | bytes:
-        """Continues `prompt` by up to `max_new_bytes` bytes; the arguments as `zoo.language.generate`'s."""
+                 greedy: bool = False, stride: int | None = None, return_bytes: bool = False,
+                 vocabulary: Any = None) -> str | bytes:
+        """Continues `prompt` by up to `max_new_bytes` bytes (tokens of `vocabulary`); the arguments as
+        `zoo.language.generate`'s."""
         check_sampling(max_new_bytes, temperature, top_k, top_p, greedy)
         stride = check_stride(stride, self.num_latents)
-        window = prompt_window(prompt, self.max_sequence_length, self.prefix_length, self.pad_id)
+        window = prompt_window(prompt, self.max_sequence_length, self.prefix_length, self.pad_id, vocabulary)
 
         def step(token: int, position: int, cache: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             logits, cache = self.decode_step(np.array([token]), position, cache)
@@ -132,7 +134,7 @@ class TFLiteGenerator:
 
         out = sample_continuation(window, self.read, step, length=self.max_sequence_length, stride=stride,
                                   max_new_bytes=max_new_bytes, rng=np.random.default_rng(seed), greedy=greedy,
-                                  temperature=temperature, top_k=top_k, top_p=top_p)
+                                  temperature=temperature, top_k=top_k, top_p=top_p, vocabulary=vocabulary)
         return out if return_bytes else out.decode("utf-8", errors="replace")
 
 

@@ -68,11 +68,7 @@ class SentencePieceVocabulary:
         if isinstance(model, bytes):
             proto = model
         else:
-            path = os.fspath(model)
-            if not tf.io.gfile.exists(path):
-                raise ValueError(f"Expected a SentencePiece model file or URL. Received: {path!r} (not found)")
-            with tf.io.gfile.GFile(path, "rb") as file:
-                proto = file.read()
+            proto = _read(os.fspath(model))
         processor = sentencepiece.SentencePieceProcessor()
         try:
             processor.LoadFromSerializedProto(proto)
@@ -110,6 +106,19 @@ class SentencePieceVocabulary:
         mask[:self._processor.get_piece_size()] = True
         mask[self._special] = False
         return mask
+
+
+def _read(path: str) -> bytes:
+    """The bytes of a local file or URL (gs://...), or a ValueError saying why they cannot be read."""
+    try:
+        if not tf.io.gfile.exists(path):
+            raise ValueError(f"Expected a SentencePiece model file or URL. Received: {path!r} (not found)")
+        with tf.io.gfile.GFile(path, "rb") as file:
+            return file.read()
+    except tf.errors.OpError as error:  # e.g. no network for gs://
+        raise ValueError(f"Could not read the SentencePiece model {path!r}: {error.message.splitlines()[0]}. Copy it "
+                         "where this machine can read it and pass --sentencepiece-model FILE "
+                         "(sentencepiece_model= in Python).") from None
 
 
 def make_vocabulary(tokenizer: str = "bytes", vocabulary_size: int | None = None,
