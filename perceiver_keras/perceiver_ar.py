@@ -75,7 +75,7 @@ class CausalEmbedding(keras.layers.Layer):
         return ops.cast(tokens, self.compute_dtype)
 
     def step(self, token, position):
-        """token ids (B,) at window `position` (a scalar) -> (B, 1, D)."""
+        """token ids (B,) at window `position` (a scalar or (1,)) -> (B, 1, D)."""
         tokens = take_rows(self.token_embeddings, ops.cast(token, "int32"))
         if self.position_embedding:
             tokens = tokens + take_rows(self.position_embeddings, ops.reshape(ops.cast(position, "int32"), (1,)))
@@ -307,7 +307,8 @@ class PerceiverAR(keras.Model):
     def decode_step(self, token, position, cache):
         """The next-token logits (B, V) after `token` (B,) placed at window `position`, and the updated cache.
 
-        `position` is a scalar in [P, L): the window position the token takes (each example's).
+        `position` is a scalar (or a (1,) tensor) in [P, L): the window position the token takes (each
+        example's).
         """
         self._check_cache(cache, ops.shape(token)[0])
         position = ops.cast(ops.convert_to_tensor(position), "int32")

@@ -95,7 +95,10 @@ def test_the_int8_pair_is_fully_integer_and_runs_in_tflite_micro(exported):
         assert reports["float_ops"]["count"] == 0
         assert reports["tflm"]["ok"], reports["tflm"]
         assert reports["tflm"]["arena_bytes"] > 0 and reports["tflm"]["max_diff_steps"] is not None
-        assert reports["vela"]["ethos-u85-256"]["ok"], reports["vela"]["ethos-u85-256"]
+        u85 = reports["vela"]["ethos-u85-256"]
+        # Wholly on the NPU: the position is a (1,) input (a scalar is "shapeless" to vela, whose readers
+        # stayed on the CPU: EQUAL, LESS_EQUAL, SUB, RESHAPE).
+        assert u85["ok"] and u85["cpu_ops"] == 0 and u85["npu_ops"] > 0, u85
     # A decode step is one more latent row of the same network: its int8 error stays that of the prefill's
     # rows (when its rotary angles were quantized to 256 steps over [0, L), it was several times larger).
     prefill_diff = int8["steps"][0]["max_abs_diff"]
@@ -113,6 +116,7 @@ def test_the_pair_has_static_shapes_builtin_ops_and_named_caches(exported):
         inputs = generator.decode_runner.inputs
         assert {name: inputs[name]["dtype"] for name in ("token", "position", "token_ids")} == dict.fromkeys(
             ("token", "position", "token_ids"), np.int32)
+        assert tuple(inputs["position"]["shape"]) == (1,)
         assert inputs["self_keys"]["dtype"] == (np.int8 if quantization == "int8" else np.float32)
         for name in ("prefill", "decode_step"):
             ops = op_histogram((out / f"{name}_{quantization}.tflite").read_bytes())

@@ -3,8 +3,8 @@
 `step_functions` traces the two signatures that `zoo.language.causal_export.write_step_files` (and
 `python -m export RUN` of a causal language model run) converts: batch 1, static shapes, builtin ops
 only. `prefill` reads a full window of L token ids (right-padded beyond its tokens) into next-token
-logits (1, N, V) and the cache; `decode_step` takes one `token` (1,) at a window `position` (a
-scalar) with the cache and returns the next logits (1, V) and the updated cache. The cache is named
+logits (1, N, V) and the cache; `decode_step` takes one `token` (1,) at a window `position` (1,)
+(not a scalar: vela keeps every op reading a shapeless tensor on the CPU) with the cache and returns the next logits (1, V) and the updated cache. The cache is named
 tensors, exactly `PerceiverAR.prefill`'s: `token_ids` (1, L) int32 and `cross_keys`, `cross_values`
 (layers, 1, H, L, d), `self_keys`, `self_values` (layers, 1, H, N, d). Neither file returns
 `token_ids`: the caller knows them (`with_token` places a decoded token), and an int32 select would
@@ -95,7 +95,10 @@ class TFLiteGenerator:
         if not self.prefix_length <= int(position) < self.max_sequence_length:
             raise ValueError(f"`position` must lie in [prefix_length={self.prefix_length}, max_sequence_length="
                              f"{self.max_sequence_length}). Received: position={position}")
-        feed = {**cache, "token": token.astype(np.int32), "position": np.array(position, np.int32)}
+        # (1,) in files written since the position became a 1-D input (a scalar one is "shapeless" to vela,
+        # which then keeps the ops that read it on the CPU); () in earlier files.
+        shape = tuple(int(d) for d in self.decode_runner.inputs["position"]["shape"])
+        feed = {**cache, "token": token.astype(np.int32), "position": np.array(position, np.int32).reshape(shape)}
         outputs = _run(self.decode_runner, feed)
         updated = {name: outputs[name] for name in self.cache_shapes if name != "token_ids"}
         return outputs["logits"], {**updated, "token_ids": with_token(cache["token_ids"], token, position)}
@@ -166,7 +169,7 @@ def step_functions(model: PerceiverAR) -> tuple[Any, Any]:
 
     # One dict argument each: the SavedModel and .tflite signatures name their inputs after its keys.
     window = {"token_ids": tf.TensorSpec((1, model.max_sequence_length), tf.int32, name="token_ids")}
-    step = {"token": tf.TensorSpec((1,), tf.int32, name="token"), "position": tf.TensorSpec((), tf.int32, name="position"),
+    step = {"token": tf.TensorSpec((1,), tf.int32, name="token"), "position": tf.TensorSpec((1,), tf.int32, name="position"),
             **{name: tf.TensorSpec(shapes[name], tf.int32 if name == "token_ids" else _cache_dtype(model), name=name)
                for name in names}}
     return (tf.function(prefill, input_signature=[window], autograph=False),
@@ -187,7 +190,7 @@ def step_samples(model: PerceiverAR, windows: np.ndarray, num_steps: int, functi
         prefills.append({"token_ids": start})
         cache = {"token_ids": start, **{k: v.numpy() for k, v in prefill({"token_ids": start}).items() if k != "logits"}}
         for position in range(known, length):
-            feed = {"token": window[position:position + 1], "position": np.array(position, np.int32), **cache}
+            feed = {"token": window[position:position + 1], "position": np.array([position], np.int32), **cache}
             steps.append(feed)
             cache = {k: v.numpy() for k, v in decode(feed).items() if k != "logits"}
             cache["token_ids"] = with_token(feed["token_ids"], feed["token"], position)
@@ -219,7 +222,7 @@ def check_steps(model: PerceiverAR, generator: TFLiteGenerator, windows: np.ndar
         for position in range(known, length):
             token = window[position:position + 1]
             keras_out = {k: v.numpy() for k, v in decode(
-                {"token": token, "position": np.array(position, np.int32), **keras_cache}).items()}
+                {"token": token, "position": np.array([position], np.int32), **keras_cache}).items()}
             keras_cache = {**{k: v for k, v in keras_out.items() if k != "logits"},
                            "token_ids": with_token(keras_cache["token_ids"], token, position)}
             logits, cache = generator.decode_step(token, position, cache)
