@@ -217,7 +217,8 @@ class PerceiverAR(keras.Model):
              PrenormMLP(widening_factor, name=f"self_mlp_{i}", **mlp_args))
             for i in range(num_self_attention_layers)]
         # The norm's weights are ones (no initializer to seed); built here so the graph below sees its weights.
-        output_norm = normalization_layer(normalization, num_channels, epsilon, "final_norm", dtype) if final_norm else None
+        output_norm = (normalization_layer(normalization, num_channels, epsilon, "final_norm", dtype) if final_norm
+                       else None)
         head = keras.layers.Dense(vocabulary_size, use_bias=False, name="logits", dtype=dtype,
                                   kernel_initializer=clone_initializer(kernel_initializer, "logits"))
         if seed is not None:

@@ -80,7 +80,8 @@ def token_run(tmp_path_factory, sentencepiece_model):
     overrides = [f"--set={key}={value}" for key, value in TOY.items()]
     assert cli.main(["train", "causal_language_modeling", "--preset", "c4_ar_small", "--corpus", "pydoc",
                      "--sentencepiece-model", str(sentencepiece_model), "--out", str(out), "--epochs", "1",
-                     "--warmup-epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--eval-take", "8", *overrides]) == 0
+                     "--warmup-epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--eval-take", "8",
+                     *overrides]) == 0
     return out
 
 

@@ -32,7 +32,8 @@ def test_cross_attention_layer_contract(tmp_path, layout):
                    tmp_path)
 
 
-@pytest.mark.parametrize("layout", [dict(use_bias=True), dict(normalization="rms_norm", activation="gelu_tanh", gated=True)],
+@pytest.mark.parametrize("layout", [dict(use_bias=True),
+                                    dict(normalization="rms_norm", activation="gelu_tanh", gated=True)],
                          ids=["reference_layout", "t5x_layout"])
 def test_mlp_layer_contract(tmp_path, layout):
     run_layer_test(PrenormMLP, dict(widening_factor=2, **layout), random_inputs(0, inputs=(2, 4, 6)), (2, 4, 6),

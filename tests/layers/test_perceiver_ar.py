@@ -74,6 +74,29 @@ def test_matches_the_t5x_perceiver_ar_of_flaxformer():
     assert np.abs(to_numpy(logits) - fixture["logits"]).max() <= 1e-4
 
 
+def test_from_flaxformer_reads_nested_trees_and_refuses_other_architectures():
+    from zoo.convert.flaxformer import from_flaxformer
+
+    fixture = np.load(FLAXFORMER)
+    flat = {name[len("param:"):]: fixture[name] for name in fixture.files if name.startswith("param:")}
+    nested = {}
+    for name, value in flat.items():  # as flax keeps them, under a T5X checkpoint's "target"
+        *path, leaf = ["target", *name.split("/")]
+        node = nested
+        for key in path:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    shape = dict(num_heads=2, head_channels=16, num_latents=8, max_sequence_length=24)
+    for a, b in zip(from_flaxformer(nested, **shape).weights, from_flaxformer(flat, **shape).weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    with pytest.raises(ValueError, match=r"num_heads \* head_channels must equal the query kernel's width 32"):
+        from_flaxformer(flat, **dict(shape, num_heads=3))
+    with pytest.raises(ValueError, match="does not use"):
+        from_flaxformer({**flat, "decoder/extra/kernel": np.zeros((2, 2))}, **shape)
+    with pytest.raises(ValueError, match="'decoder' tree"):
+        from_flaxformer({"encoder": flat}, **shape)
+
+
 @LAYOUTS
 def test_cached_steps_equal_the_full_pass(config):
     model = _randomized(PerceiverAR(**config))

@@ -124,7 +124,8 @@ def from_flaxformer(params: Mapping[str, Any], *, num_heads: int, num_latents: i
                prefix + "pre_self_attention_layer_norm/scale")
         assign(attention.qkv_dense.kernel, _kernels(tensors, prefix, ("query", "key", "value"), head_channels),
                prefix + "self_attention/query, key and value")
-        assign(attention.output_dense.kernel, tensors[prefix + "self_attention/out/kernel"], prefix + "self_attention/out")
+        assign(attention.output_dense.kernel, tensors[prefix + "self_attention/out/kernel"],
+               prefix + "self_attention/out")
         _load_mlp(mlp, tensors, prefix)
     assign(model.output_norm.scale, tensors["decoder_norm/scale"], "decoder_norm/scale")
     assign(model.head.kernel, tensors["logits_dense/kernel"], "logits_dense/kernel")

@@ -197,7 +197,8 @@ class CausalLanguageModelingRecipe(Recipe):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def metrics(self, preset: Preset) -> list:
-        return [BitsPerByte(name=f"bits_per_{unit_of(preset)}"), keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        return [BitsPerByte(name=f"bits_per_{unit_of(preset)}"),
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def export_data(self, preset: Preset, options: dict[str, Any]) -> dict[str, Any]:
         return {

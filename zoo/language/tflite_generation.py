@@ -4,8 +4,8 @@
 `python -m export RUN` of a causal language model run) converts: batch 1, static shapes, builtin ops
 only. `prefill` reads a full window of L token ids (right-padded beyond its tokens) into next-token
 logits (1, N, V) and the cache; `decode_step` takes one `token` (1,) at a window `position` (1,)
-(not a scalar: vela keeps every op reading a shapeless tensor on the CPU) with the cache and returns the next logits (1, V) and the updated cache. The cache is named
-tensors, exactly `PerceiverAR.prefill`'s: `token_ids` (1, L) int32 and `cross_keys`, `cross_values`
+(not a scalar: vela keeps every op reading a shapeless tensor on the CPU) with the cache and returns
+the next logits (1, V) and the updated cache. The cache is named tensors, exactly `PerceiverAR.prefill`'s: `token_ids` (1, L) int32 and `cross_keys`, `cross_values`
 (layers, 1, H, L, d), `self_keys`, `self_values` (layers, 1, H, N, d). Neither file returns
 `token_ids`: the caller knows them (`with_token` places a decoded token), and an int32 select would
 keep the decode step out of TensorFlow Lite Micro. Integer files take and return float caches here
@@ -169,7 +169,8 @@ def step_functions(model: PerceiverAR) -> tuple[Any, Any]:
 
     # One dict argument each: the SavedModel and .tflite signatures name their inputs after its keys.
     window = {"token_ids": tf.TensorSpec((1, model.max_sequence_length), tf.int32, name="token_ids")}
-    step = {"token": tf.TensorSpec((1,), tf.int32, name="token"), "position": tf.TensorSpec((1,), tf.int32, name="position"),
+    step = {"token": tf.TensorSpec((1,), tf.int32, name="token"),
+            "position": tf.TensorSpec((1,), tf.int32, name="position"),
             **{name: tf.TensorSpec(shapes[name], tf.int32 if name == "token_ids" else _cache_dtype(model), name=name)
                for name in names}}
     return (tf.function(prefill, input_signature=[window], autograph=False),
