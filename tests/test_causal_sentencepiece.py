@@ -6,6 +6,7 @@ the pydoc corpus offline and pass it as `--sentencepiece-model`, as a user does 
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -75,11 +76,13 @@ def test_bad_sentencepiece_models_are_refused_clearly(tmp_path, sentencepiece_mo
 
 @pytest.fixture(scope="module")
 def token_run(tmp_path_factory, sentencepiece_model):
-    """A toy c4_ar_small (the T5X layout) trained on pydoc with the SentencePiece model, through the CLI."""
+    """A toy c4_ar_small (the T5X layout) trained on pydoc with the SentencePiece model, through the CLI, given
+    as a path relative to the working folder (the run records it absolute)."""
     out = tmp_path_factory.mktemp("t5x") / "run"
     overrides = [f"--set={key}={value}" for key, value in TOY.items()]
+    relative = os.path.relpath(sentencepiece_model)
     assert cli.main(["train", "causal_language_modeling", "--preset", "c4_ar_small", "--corpus", "pydoc",
-                     "--sentencepiece-model", str(sentencepiece_model), "--out", str(out), "--epochs", "1",
+                     "--sentencepiece-model", relative, "--out", str(out), "--epochs", "1",
                      "--warmup-epochs", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--eval-take", "8",
                      *overrides]) == 0
     return out
@@ -88,6 +91,8 @@ def token_run(tmp_path_factory, sentencepiece_model):
 def test_trains_with_the_preset_layout_in_bits_per_token(token_run):
     run = json.loads((token_run / "run.json").read_text())
     assert run["status"] == "finished" and run["options"]["optimizer"] == "adafactor"
+    assert os.path.isabs(run["data"]["kwargs"]["sentencepiece_model"]) and os.path.isabs(
+        run["options"]["sentencepiece_model"])  # a resume or an export from another folder still finds it
     assert set(run["test_metrics"]) == {"loss", "bits_per_token", "accuracy"}
     assert run["test_metrics"]["bits_per_token"] == pytest.approx(run["test_metrics"]["loss"] / np.log(2), rel=1e-5)
     assert 4.0 < run["baselines"]["unigram_bits_per_token"] < np.log2(500)
@@ -95,10 +100,10 @@ def test_trains_with_the_preset_layout_in_bits_per_token(token_run):
     assert model.normalization == "rms_norm" and model.gated_mlp and not model.position_embedding
 
 
-def test_generate_cli_uses_the_runs_vocabulary(token_run, sentencepiece_model):
+def test_generate_cli_uses_the_runs_vocabulary(token_run, sentencepiece_model, tmp_path):
     command = [sys.executable, "-m", "zoo", "generate", str(token_run), "--prompt", "The for statement", "--greedy",
                "--max-new-bytes", "12"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)  # any folder
     assert done.returncode == 0, done.stderr
     model = keras.saving.load_model(token_run / "model.keras")
     vocabulary = make_vocabulary("t5_sentencepiece", 512, str(sentencepiece_model))

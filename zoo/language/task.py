@@ -9,8 +9,8 @@ import numpy as np
 
 from perceiver_keras.metrics import BitsPerByte
 from zoo.language import causal_data, data, metrics
-from zoo.language.vocabulary import tokenizer_of, unit_of, vocabulary_for
 from zoo.language.classification_data import classification_dataset, classification_info
+from zoo.language.vocabulary import model_location, tokenizer_of, unit_of, vocabulary_for
 from zoo.options import EVAL_TAKE, OPEN_FRACTION, Option
 from zoo.recipe import Recipe
 from zoo.registry import Preset, register_recipe
@@ -157,8 +157,9 @@ class CausalLanguageModelingRecipe(Recipe):
         "text_files": MaskedLanguageModelingRecipe.options["text_files"],
         "eval_take": EVAL_TAKE,
         "sentencepiece_model": Option("the SentencePiece model file or URL of a preset with tokenizer "
-                                      "t5_sentencepiece (default: T5's, gs://t5-data/vocabs/...)"),
+                                      "t5_sentencepiece (default: T5's, gs://t5-data/vocabs/...)", model_location),
     }
+
     def check(self, preset: Preset, options: dict[str, Any]) -> None:
         """The corpus options as the masked LM's; --sentencepiece-model only for a SentencePiece preset."""
         MaskedLanguageModelingRecipe.check(self, preset, options)
@@ -206,7 +207,7 @@ class CausalLanguageModelingRecipe(Recipe):
             "kwargs": {"dataset": _corpus(preset, options), **_causal_windows(preset),
                        "data_dir": options.get("data_dir"), "files": options.get("text_files"),
                        "tokenizer": tokenizer_of(preset), "vocabulary_size": preset.config.get("vocabulary_size"),
-                       "sentencepiece_model": options.get("sentencepiece_model")},
+                       "sentencepiece_model": model_location(options.get("sentencepiece_model"))},
         }
 
 

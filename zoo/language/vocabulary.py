@@ -108,6 +108,15 @@ class SentencePieceVocabulary:
         return mask
 
 
+def model_location(path: str | os.PathLike | None) -> str | None:
+    """A SentencePiece model's location as a run records it: a URL as given, a local path made absolute (so
+    `python -m zoo generate RUN` and `python -m export RUN` find it from any folder)."""
+    if path is None:
+        return None
+    path = os.fspath(path)
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
 def _read(path: str) -> bytes:
     """The bytes of a local file or URL (gs://...), or a ValueError saying why they cannot be read."""
     try:
